@@ -1,0 +1,306 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"reflect"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/spf13/viper"
+
+	"github.com/useda02/hyperviseur/ingest/decode"
+)
+
+// Config is the whole service configuration. Every key is also HV_<SECTION>_<KEY> in the environment.
+type Config struct {
+	HTTP     HTTPConfig     `mapstructure:"http"`
+	MQTT     MQTTConfig     `mapstructure:"mqtt"`
+	Storage  StorageConfig  `mapstructure:"storage"`
+	Spool    SpoolConfig    `mapstructure:"spool"`
+	Ingest   IngestConfig   `mapstructure:"ingest"`
+	Registry RegistryConfig `mapstructure:"registry"`
+	Auth     AuthConfig     `mapstructure:"auth"`
+	Log      LogConfig      `mapstructure:"log"`
+}
+
+type HTTPConfig struct {
+	Listen string `mapstructure:"listen"`
+}
+
+type MQTTConfig struct {
+	Broker   string         `mapstructure:"broker"` // empty: the embedded broker
+	ClientID string         `mapstructure:"client_id"`
+	Username string         `mapstructure:"username"`
+	Password string         `mapstructure:"password"`
+	Topics   []TopicConfig  `mapstructure:"topics"`
+	Embedded EmbeddedConfig `mapstructure:"embedded"`
+}
+
+type TopicConfig struct {
+	Name   string `mapstructure:"name"`
+	Topic  string `mapstructure:"topic"`
+	Format string `mapstructure:"format"`
+}
+
+type EmbeddedConfig struct {
+	Listen string             `mapstructure:"listen"`
+	Users  []EmbeddedUserConf `mapstructure:"users"`
+}
+
+type EmbeddedUserConf struct {
+	Username string `mapstructure:"username"`
+	Password string `mapstructure:"password"`
+}
+
+type StorageConfig struct {
+	Driver    string         `mapstructure:"driver"` // embedded | influxdb
+	Path      string         `mapstructure:"path"`
+	Retention time.Duration  `mapstructure:"retention"`
+	InfluxDB  InfluxDBConfig `mapstructure:"influxdb"`
+}
+
+type InfluxDBConfig struct {
+	URL       string        `mapstructure:"url"`
+	Token     string        `mapstructure:"token"`
+	Org       string        `mapstructure:"org"`
+	Bucket    string        `mapstructure:"bucket"`
+	GZip      bool          `mapstructure:"gzip"`
+	Timeout   time.Duration `mapstructure:"timeout"`
+	BatchSize int           `mapstructure:"batch_size"`
+}
+
+type SpoolConfig struct {
+	Path     string `mapstructure:"path"`
+	MaxBytes int64  `mapstructure:"max_bytes"`
+}
+
+type IngestConfig struct {
+	BatchSize     int           `mapstructure:"batch_size"`
+	FlushInterval time.Duration `mapstructure:"flush_interval"`
+	Writers       int           `mapstructure:"writers"`
+	QueueSize     int           `mapstructure:"queue_size"`
+	MaxPayload    int           `mapstructure:"max_payload"`
+	MaxFuture     time.Duration `mapstructure:"max_future"`
+	WriteTimeout  time.Duration `mapstructure:"write_timeout"`
+}
+
+type RegistryConfig struct {
+	Files []string `mapstructure:"files"` // empty: the embedded demo registry
+}
+
+type AuthConfig struct {
+	// Tokens are API tokens stored as SHA-256; with none, a bootstrap admin token is generated at start into
+	// <storage.path>/admin.token (mode 0600) and never logged.
+	Tokens []TokenConf `mapstructure:"tokens"`
+}
+
+type TokenConf struct {
+	Name   string   `mapstructure:"name"`
+	Role   string   `mapstructure:"role"`
+	EPCIs  []string `mapstructure:"epcis"`
+	SHA256 string   `mapstructure:"sha256"`
+}
+
+type LogConfig struct {
+	Level  string `mapstructure:"level"`  // debug | info | warn | error
+	Format string `mapstructure:"format"` // text | json
+}
+
+// defaults are the embedded defaults: `hyperviseur serve` with no file runs everything in-process.
+func defaults(v *viper.Viper) {
+	v.SetDefault("http.listen", "127.0.0.1:8080")
+	v.SetDefault("mqtt.broker", "")
+	v.SetDefault("mqtt.client_id", "hyperviseur")
+	v.SetDefault("mqtt.username", "")
+	v.SetDefault("mqtt.password", "")
+	v.SetDefault("mqtt.topics", []map[string]any{
+		{"name": "hv", "topic": "hv/+/up", "format": "json"},
+		{"name": "lp", "topic": "hv/lp", "format": "lineprotocol"},
+		{"name": "chirpstack", "topic": "application/+/device/+/event/up", "format": "chirpstack"},
+		{"name": "tts", "topic": "v3/+/devices/+/up", "format": "tts"},
+	})
+	v.SetDefault("mqtt.embedded.listen", "127.0.0.1:1883")
+	v.SetDefault("mqtt.embedded.users", []map[string]any{})
+	v.SetDefault("storage.driver", "embedded")
+	v.SetDefault("storage.path", "data")
+	v.SetDefault("storage.retention", "9600h") // 400 days: 13 months for year-over-year
+	v.SetDefault("storage.influxdb.url", "http://127.0.0.1:8086")
+	v.SetDefault("storage.influxdb.token", "")
+	v.SetDefault("storage.influxdb.org", "hyperviseur")
+	v.SetDefault("storage.influxdb.bucket", "hyperviseur")
+	v.SetDefault("storage.influxdb.gzip", true)
+	v.SetDefault("storage.influxdb.timeout", "10s")
+	v.SetDefault("storage.influxdb.batch_size", 5000)
+	v.SetDefault("spool.path", "")
+	v.SetDefault("spool.max_bytes", int64(1<<30))
+	v.SetDefault("ingest.batch_size", 2000)
+	v.SetDefault("ingest.flush_interval", "50ms")
+	v.SetDefault("ingest.writers", 2)
+	v.SetDefault("ingest.queue_size", 4096)
+	v.SetDefault("ingest.max_payload", 256*1024)
+	v.SetDefault("ingest.max_future", "5m")
+	v.SetDefault("ingest.write_timeout", "10s")
+	v.SetDefault("registry.files", []string{})
+	v.SetDefault("auth.tokens", []map[string]any{})
+	v.SetDefault("log.level", "info")
+	v.SetDefault("log.format", "text")
+}
+
+// LoadConfig applies defaults, then the file (if any), then HV_* environment variables, then Validate.
+func LoadConfig(file string) (*Config, error) {
+	v := viper.New()
+	defaults(v)
+	v.SetEnvPrefix("HV")
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	v.AutomaticEnv()
+	if file != "" {
+		v.SetConfigFile(file)
+		if err := v.ReadInConfig(); err != nil {
+			return nil, fmt.Errorf("config %s: %w", file, err)
+		}
+	}
+	var cfg Config
+	err := v.Unmarshal(&cfg, func(dc *mapstructure.DecoderConfig) {
+		dc.ErrorUnused = true // a misspelt key is an error, not a silent default
+		dc.DecodeHook = mapstructure.ComposeDecodeHookFunc(
+			mapstructure.StringToTimeDurationHookFunc(), mapstructure.StringToSliceHookFunc(","), listOfMapsFromEnv)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if cfg.Spool.Path == "" {
+		cfg.Spool.Path = cfg.Storage.Path + "/spool"
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+// listOfMapsFromEnv refuses a string (an HV_* variable) where a list of objects is expected, so the error
+// names the key instead of the value being silently ignored.
+func listOfMapsFromEnv(from, to reflect.Type, data any) (any, error) {
+	if from.Kind() == reflect.String && to.Kind() == reflect.Slice && to.Elem().Kind() == reflect.Struct {
+		return nil, errors.New("a list of objects cannot be set from a string; set it in the config file")
+	}
+	return data, nil
+}
+
+// Validate checks every key and names the first bad one.
+func (c *Config) Validate() error {
+	bad := func(key, format string, args ...any) error {
+		return fmt.Errorf("config: %s: %s", key, fmt.Sprintf(format, args...))
+	}
+	if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
+		return bad("http.listen", "want host:port, got %q", c.HTTP.Listen)
+	}
+	if c.MQTT.Broker == "" {
+		host, _, err := net.SplitHostPort(c.MQTT.Embedded.Listen)
+		if err != nil {
+			return bad("mqtt.embedded.listen", "want host:port, got %q", c.MQTT.Embedded.Listen)
+		}
+		if ip := net.ParseIP(host); len(c.MQTT.Embedded.Users) == 0 && (ip == nil || !ip.IsLoopback()) && host != "localhost" {
+			return bad("mqtt.embedded.users", "the embedded broker listens on %s, beyond loopback: configure users", host)
+		}
+		for i, u := range c.MQTT.Embedded.Users {
+			if u.Username == "" || u.Password == "" {
+				return bad(fmt.Sprintf("mqtt.embedded.users[%d]", i), "username and password are required")
+			}
+		}
+	} else if u, err := url.Parse(c.MQTT.Broker); err != nil || !slices.Contains([]string{"tcp", "mqtt", "ssl", "tls", "mqtts", "ws", "wss"}, u.Scheme) || u.Host == "" {
+		return bad("mqtt.broker", "want a URL such as tcp://host:1883, got %q", c.MQTT.Broker)
+	}
+	if c.MQTT.ClientID == "" {
+		return bad("mqtt.client_id", "must not be empty: a fixed id keeps the broker session across restarts")
+	}
+	if len(c.MQTT.Topics) == 0 {
+		return bad("mqtt.topics", "at least one topic is needed")
+	}
+	names := map[string]bool{}
+	for i, t := range c.MQTT.Topics {
+		key := fmt.Sprintf("mqtt.topics[%d]", i)
+		switch {
+		case t.Name == "" || strings.ContainsAny(t.Name, "/+#"):
+			return bad(key+".name", "want a plain name (used in hv/deadletter/<name>), got %q", t.Name)
+		case names[t.Name]:
+			return bad(key+".name", "%q is used twice", t.Name)
+		case t.Topic == "" || strings.Contains(t.Topic, "#") && !strings.HasSuffix(t.Topic, "#"):
+			return bad(key+".topic", "not a valid topic filter: %q", t.Topic)
+		}
+		if _, err := decode.Lookup(t.Format); err != nil {
+			return bad(key+".format", "unknown format %q (known: %s)", t.Format, strings.Join(decode.Formats(), ", "))
+		}
+		names[t.Name] = true
+	}
+	switch c.Storage.Driver {
+	case "embedded":
+		if c.Storage.Path == "" {
+			return bad("storage.path", "must not be empty with the embedded store")
+		}
+	case "influxdb":
+		if u, err := url.Parse(c.Storage.InfluxDB.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return bad("storage.influxdb.url", "want http(s)://host:port, got %q", c.Storage.InfluxDB.URL)
+		}
+		if c.Storage.InfluxDB.Bucket == "" {
+			return bad("storage.influxdb.bucket", "must not be empty (InfluxDB 1.8: db/rp)")
+		}
+		if c.Storage.InfluxDB.Timeout <= 0 {
+			return bad("storage.influxdb.timeout", "must be positive")
+		}
+		if c.Storage.InfluxDB.BatchSize <= 0 {
+			return bad("storage.influxdb.batch_size", "must be positive")
+		}
+	default:
+		return bad("storage.driver", "want embedded or influxdb, got %q", c.Storage.Driver)
+	}
+	if c.Storage.Retention < 24*time.Hour {
+		return bad("storage.retention", "must be at least 24h, got %s", c.Storage.Retention)
+	}
+	if c.Spool.MaxBytes < 1<<20 {
+		return bad("spool.max_bytes", "must be at least 1 MiB, got %d", c.Spool.MaxBytes)
+	}
+	ing := c.Ingest
+	switch {
+	case ing.BatchSize <= 0:
+		return bad("ingest.batch_size", "must be positive")
+	case ing.FlushInterval <= 0:
+		return bad("ingest.flush_interval", "must be positive")
+	case ing.Writers <= 0 || ing.Writers > 64:
+		return bad("ingest.writers", "must be between 1 and 64")
+	case ing.QueueSize <= 0:
+		return bad("ingest.queue_size", "must be positive")
+	case ing.MaxPayload < 1024:
+		return bad("ingest.max_payload", "must be at least 1024 bytes")
+	case ing.MaxFuture < 0:
+		return bad("ingest.max_future", "must not be negative")
+	case ing.WriteTimeout <= 0:
+		return bad("ingest.write_timeout", "must be positive")
+	}
+	for i, t := range c.Auth.Tokens {
+		key := fmt.Sprintf("auth.tokens[%d]", i)
+		if t.Name == "" {
+			return bad(key+".name", "must not be empty")
+		}
+		if len(t.SHA256) != 64 || strings.Trim(strings.ToLower(t.SHA256), "0123456789abcdef") != "" {
+			return bad(key+".sha256", "want the 64-hex-digit SHA-256 of the token (hyperviseur token hash)")
+		}
+		if !slices.Contains([]string{"admin", "technicien", "pilote", "lecteur"}, t.Role) {
+			return bad(key+".role", "want admin, technicien, pilote or lecteur, got %q", t.Role)
+		}
+		if t.Role == "pilote" && len(t.EPCIs) == 0 {
+			return bad(key+".epcis", "a pilote needs at least one EPCI code")
+		}
+	}
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
+		return bad("log.level", "want debug, info, warn or error, got %q", c.Log.Level)
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		return bad("log.format", "want text or json, got %q", c.Log.Format)
+	}
+	return nil
+}

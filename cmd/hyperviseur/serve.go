@@ -1,0 +1,250 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	hv "github.com/useda02/hyperviseur"
+	"github.com/useda02/hyperviseur/broker"
+	"github.com/useda02/hyperviseur/configs"
+	"github.com/useda02/hyperviseur/dashboard"
+	"github.com/useda02/hyperviseur/ingest"
+	"github.com/useda02/hyperviseur/ingest/decode"
+	"github.com/useda02/hyperviseur/live"
+	"github.com/useda02/hyperviseur/registry"
+	"github.com/useda02/hyperviseur/simulators"
+	"github.com/useda02/hyperviseur/spool"
+	"github.com/useda02/hyperviseur/store/influx"
+	"github.com/useda02/hyperviseur/store/tsdb"
+)
+
+// run wires the service together and runs it until ctx ends, then shuts down in the order that loses
+// nothing: stop taking messages, write or spool what was taken and acknowledge it, then disconnect.
+func run(ctx context.Context, cfg *Config, log *slog.Logger, demo bool) error {
+	reg, err := loadRegistry(cfg)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(cfg.Storage.Path, 0o750); err != nil {
+		return fmt.Errorf("storage.path %s: %w", cfg.Storage.Path, err)
+	}
+
+	store, err := openStore(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	sp, err := spool.Open(cfg.Spool.Path, cfg.Spool.MaxBytes, log.With("component", "spool"))
+	if err != nil {
+		return fmt.Errorf("spool.path %s: %w", cfg.Spool.Path, err)
+	}
+	defer sp.Close()
+
+	counters := ingest.NewCounters()
+	since := time.Now().Add(-cfg.Storage.Retention).UnixMilli()
+	if last, err := store.Last(ctx, hv.CumulativeMetrics(), since); err != nil {
+		// Without the last indexes the first interval of each meter is skipped, not miscounted: go on.
+		log.Warn("could not restore counter state from the store; first deltas will be skipped", "err", err)
+	} else {
+		counters.Restore(last)
+		log.Info("counter state restored", "indexes", counters.Len())
+	}
+
+	brokerURL := cfg.MQTT.Broker
+	if brokerURL == "" {
+		users := make([]broker.User, len(cfg.MQTT.Embedded.Users))
+		for i, u := range cfg.MQTT.Embedded.Users {
+			users[i] = broker.User{Username: u.Username, Password: u.Password}
+		}
+		b, err := broker.Start(broker.Config{Listen: cfg.MQTT.Embedded.Listen, Users: users}, log)
+		if err != nil {
+			return fmt.Errorf("mqtt.embedded.listen: %w", err)
+		}
+		defer b.Close()
+		brokerURL = "tcp://" + cfg.MQTT.Embedded.Listen
+		log.Info("embedded MQTT broker listening", "addr", cfg.MQTT.Embedded.Listen)
+	}
+
+	promReg := prometheus.NewRegistry()
+	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := ingest.NewMetrics(promReg)
+
+	state := live.New()
+	unregistered := registry.NewUnregistered(10000)
+	writer := ingest.NewWriter(ingest.WriterConfig{
+		BatchSize: cfg.Ingest.BatchSize, FlushInterval: cfg.Ingest.FlushInterval, Writers: cfg.Ingest.Writers,
+		QueueSize: cfg.Ingest.QueueSize, WriteTimeout: cfg.Ingest.WriteTimeout,
+	}, store, spoolAdapter{sp}, metrics, log.With("component", "writer"), state.Update)
+
+	sources := make([]*ingest.Source, 0, len(cfg.MQTT.Topics))
+	for _, t := range cfg.MQTT.Topics {
+		s, err := ingest.NewSource(t.Name, t.Topic, t.Format)
+		if err != nil {
+			return err
+		}
+		sources = append(sources, s)
+	}
+	pipeline := ingest.NewPipeline(ingest.Config{
+		MaxPayload: cfg.Ingest.MaxPayload, MaxFuture: cfg.Ingest.MaxFuture, Retention: cfg.Storage.Retention,
+	}, reg.Lookup, unregistered.Observe, &decode.Mapper{Profiles: reg.Profiles()}, counters, writer, nil, metrics,
+		log.With("component", "ingest"))
+	consumer := ingest.NewConsumer(ingest.ConsumerConfig{
+		Broker: brokerURL, ClientID: cfg.MQTT.ClientID, Username: cfg.MQTT.Username, Password: cfg.MQTT.Password,
+	}, sources, pipeline, metrics, log.With("component", "mqtt"))
+	pipeline.SetDeadLetter(consumer.DeadLetter)
+
+	auth, err := newAuth(cfg, log)
+	if err != nil {
+		return err
+	}
+	api := dashboard.New(dashboard.Deps{
+		Store: store, Registry: reg, Unregistered: unregistered, Live: state, Auth: auth,
+		Metrics: promhttp.HandlerFor(promReg, promhttp.HandlerOpts{Registry: promReg}),
+		Formats: decode.Formats(),
+		Ready: func(ctx context.Context) error {
+			if !consumer.Connected() {
+				return errors.New("mqtt broker not connected")
+			}
+			if !writer.Healthy() {
+				if err := store.Ping(ctx); err != nil {
+					return fmt.Errorf("store not writable (readings are spooled): %w", err)
+				}
+			}
+			return nil
+		},
+	}, log.With("component", "http"))
+
+	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
+	if err != nil {
+		return fmt.Errorf("http.listen: %w", err)
+	}
+	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	httpErr := make(chan error, 1)
+	go func() { httpErr <- srv.Serve(ln) }()
+	log.Info("hyperviseur started", "version", buildVersion(), "http", ln.Addr().String(), "broker", brokerURL,
+		"store", cfg.Storage.Driver, "sites", len(reg.Sites()), "devices", len(reg.Devices()))
+
+	writerCtx, stopWriter := context.WithCancel(context.Background())
+	writerDone := make(chan struct{})
+	go func() { writer.Run(writerCtx, 15*time.Second); close(writerDone) }()
+	consumer.Start()
+
+	if demo {
+		go simulators.RunDemo(ctx, simulators.DemoConfig{Broker: brokerURL, Devices: reg.Devices(), Interval: 10 * time.Second, Seed: 1},
+			log.With("component", "demo"))
+	}
+
+	select {
+	case <-ctx.Done():
+	case err := <-httpErr:
+		log.Error("http server stopped", "err", err)
+	}
+	log.Info("shutting down")
+	consumer.StopIntake()
+	stopWriter()
+	<-writerDone
+	consumer.Disconnect()
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(shutdownCtx)
+	return nil
+}
+
+func loadRegistry(cfg *Config) (*registry.Registry, error) {
+	territory, err := registry.DefaultTerritory()
+	if err != nil {
+		return nil, err
+	}
+	if len(cfg.Registry.Files) == 0 {
+		return registry.LoadBytes(territory, "configs/registry.yaml (embedded)", configs.DemoRegistry)
+	}
+	return registry.Load(territory, cfg.Registry.Files...)
+}
+
+func openStore(ctx context.Context, cfg *Config, log *slog.Logger) (hv.Store, error) {
+	switch cfg.Storage.Driver {
+	case "influxdb":
+		c := cfg.Storage.InfluxDB
+		s, err := influx.Open(ctx, influx.Config{URL: c.URL, Token: c.Token, Org: c.Org, Bucket: c.Bucket,
+			BatchSize: c.BatchSize, GZip: c.GZip, Timeout: c.Timeout}, log.With("component", "influxdb"))
+		if err != nil {
+			return nil, fmt.Errorf("storage.influxdb: %w", err)
+		}
+		return s, nil
+	default:
+		s, err := tsdb.Open(filepath.Join(cfg.Storage.Path, "tsdb"), tsdb.Options{Retention: cfg.Storage.Retention},
+			log.With("component", "tsdb"))
+		if err != nil {
+			return nil, fmt.Errorf("storage.path: %w", err)
+		}
+		return s, nil
+	}
+}
+
+// newAuth builds the token authenticator. With no token configured it creates a bootstrap admin token in
+// <storage.path>/admin.token (0600) so the API is never open by default; the token itself is never logged.
+func newAuth(cfg *Config, log *slog.Logger) (dashboard.Authenticator, error) {
+	tokens := make([]dashboard.TokenConfig, 0, len(cfg.Auth.Tokens))
+	for _, t := range cfg.Auth.Tokens {
+		tokens = append(tokens, dashboard.TokenConfig{Name: t.Name, Role: dashboard.Role(t.Role), EPCIs: t.EPCIs, SHA256: t.SHA256})
+	}
+	if len(tokens) == 0 {
+		path := filepath.Join(cfg.Storage.Path, "admin.token")
+		sum, err := bootstrapToken(path)
+		if err != nil {
+			return nil, fmt.Errorf("auth: bootstrap admin token: %w", err)
+		}
+		tokens = append(tokens, dashboard.TokenConfig{Name: "bootstrap-admin", Role: dashboard.RoleAdmin, SHA256: sum})
+		log.Info("no auth.tokens configured: bootstrap admin token in file", "path", path)
+	}
+	a, err := dashboard.NewTokenAuth(tokens)
+	if err != nil {
+		return nil, fmt.Errorf("auth.tokens: %w", err)
+	}
+	return a, nil
+}
+
+// bootstrapToken reuses the token file if present, else writes a new one; it returns the token's SHA-256.
+func bootstrapToken(path string) (string, error) {
+	if b, err := os.ReadFile(path); err == nil && len(b) > 0 {
+		return dashboard.HashToken(string(trimNewline(b))), nil
+	}
+	plain, sum, err := dashboard.GenerateToken()
+	if err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(path, []byte(plain+"\n"), 0o600); err != nil {
+		return "", err
+	}
+	return sum, nil
+}
+
+func trimNewline(b []byte) []byte {
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// spoolAdapter maps the spool's full error onto the writer's.
+type spoolAdapter struct{ *spool.Spool }
+
+func (a spoolAdapter) Append(rs []hv.Reading) error {
+	if err := a.Spool.Append(rs); errors.Is(err, spool.ErrFull) {
+		return fmt.Errorf("%w: %w", ingest.ErrSpoolFull, err)
+	} else {
+		return err
+	}
+}

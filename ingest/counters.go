@@ -1,0 +1,135 @@
+package ingest
+
+import (
+	"hash/maphash"
+	"sync"
+
+	hv "github.com/useda02/hyperviseur"
+)
+
+// Counters turns cumulative indexes into interval consumption. It keeps the last index of every
+// (device, metric) and is restored from the store at start, so a restart does not lose an interval.
+//
+// A reading older than or as old as the last one (a redelivery, an out-of-order message) yields no delta and
+// leaves the state alone: the next in-order reading then covers the whole interval, so the sum of the
+// deltas always equals the index's total rise whatever the arrival order. Recomputing after a crash gives
+// the same deltas at the same times, which the store writes once.
+type Counters struct {
+	seed   maphash.Seed
+	shards [64]counterShard
+}
+
+type counterShard struct {
+	mu sync.Mutex
+	m  map[counterKey]counterState
+}
+
+type counterKey struct {
+	device string
+	metric hv.Metric
+}
+
+type counterState struct {
+	t int64
+	v float64
+}
+
+// NewCounters returns empty counter state.
+func NewCounters() *Counters {
+	c := &Counters{seed: maphash.MakeSeed()}
+	for i := range c.shards {
+		c.shards[i].m = make(map[counterKey]counterState)
+	}
+	return c
+}
+
+func (c *Counters) shard(device string) *counterShard {
+	return &c.shards[maphash.String(c.seed, device)%uint64(len(c.shards))]
+}
+
+// Restore seeds the state with the last stored index readings.
+func (c *Counters) Restore(rs []hv.Reading) {
+	for _, r := range rs {
+		if !r.Metric.Cumulative() {
+			continue
+		}
+		s := c.shard(r.Device)
+		s.mu.Lock()
+		k := counterKey{r.Device, r.Metric}
+		if cur, ok := s.m[k]; !ok || r.Time > cur.t {
+			s.m[k] = counterState{r.Time, r.Value}
+		}
+		s.mu.Unlock()
+	}
+}
+
+// Len returns the number of indexes tracked.
+func (c *Counters) Len() int {
+	n := 0
+	for i := range c.shards {
+		c.shards[i].mu.Lock()
+		n += len(c.shards[i].m)
+		c.shards[i].mu.Unlock()
+	}
+	return n
+}
+
+// Observe records an index reading and returns the interval consumption since the previous one.
+// ok is false when there is no delta to store (first reading, duplicate, out of order). dev may be nil.
+func (c *Counters) Observe(r hv.Reading, dev *hv.Device) (delta float64, flag hv.CounterFlag, ok bool) {
+	s := c.shard(r.Device)
+	k := counterKey{r.Device, r.Metric}
+	s.mu.Lock()
+	prev, seen := s.m[k]
+	if seen && r.Time <= prev.t {
+		s.mu.Unlock()
+		return 0, hv.FlagNone, false
+	}
+	s.m[k] = counterState{r.Time, r.Value}
+	s.mu.Unlock()
+	if !seen {
+		return 0, hv.FlagNone, false
+	}
+	return deltaOf(prev, r, dev)
+}
+
+// deltaOf applies the meter rules of DESIGN.md: a decrease is a reset (delta = new value) unless the register
+// width says it wrapped; an increase above what the device can physically consume is flagged and not counted.
+func deltaOf(prev counterState, r hv.Reading, dev *hv.Device) (float64, hv.CounterFlag, bool) {
+	d := r.Value - prev.v
+	flag := hv.FlagNone
+	if d < 0 {
+		var width float64
+		if dev != nil {
+			width = dev.RegisterMax
+		}
+		// A wrap leaves the old value near the top of the register and the new one near zero.
+		if width > 0 && prev.v >= 0.9*width && r.Value <= 0.1*width {
+			d, flag = width-prev.v+r.Value, hv.FlagRollover
+		} else {
+			d, flag = r.Value, hv.FlagReset
+		}
+	}
+	if limit, bounded := maxRise(r.Metric, dev, r.Time-prev.t); bounded && d > limit {
+		return 0, hv.FlagJump, true
+	}
+	return d, flag, true
+}
+
+// maxRise is the largest plausible rise of an index over elapsed ms. Energy indexes are bounded by the
+// device's maximum power; operating hours by the elapsed time itself. Volumes have no physical bound we
+// know of from the registry, so they are never flagged.
+func maxRise(m hv.Metric, dev *hv.Device, elapsedMS int64) (float64, bool) {
+	hours := float64(elapsedMS) / 3.6e6
+	switch m {
+	case hv.EnergyKWh, hv.HeatKWh:
+		if dev == nil || dev.MaxPowerW <= 0 {
+			return 0, false
+		}
+		// 5 % and 1 Wh of slack absorb rounding of the index and clock jitter between readings.
+		return dev.MaxPowerW/1000*hours*1.05 + 0.001, true
+	case hv.OperatingHours:
+		return hours*1.05 + 1.0/60, true
+	}
+	return 0, false
+}

@@ -1,0 +1,68 @@
+package ingest
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Outcomes of a message, the outcome label of hyperviseur_ingest_messages_total.
+const (
+	OutcomeOK      = "ok"      // decoded; its readings went to the writer
+	OutcomeInvalid = "invalid" // rejected with a reason and dead-lettered
+	OutcomeEmpty   = "empty"   // decoded but carried no mappable reading
+)
+
+// Metrics are the ingest's Prometheus metrics, registered on the registry the caller passes.
+type Metrics struct {
+	messages      *prometheus.CounterVec
+	unmapped      *prometheus.CounterVec
+	counterEvents *prometheus.CounterVec
+	deadletters   *prometheus.CounterVec
+	stored        prometheus.Counter
+	spooled       prometheus.Counter
+	replayed      prometheus.Counter
+	storeErrors   prometheus.Counter
+	writeSeconds  prometheus.Histogram
+	spoolBytes    prometheus.Gauge
+	Connected     prometheus.Gauge
+}
+
+// NewMetrics creates and registers the metrics.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hyperviseur_ingest_messages_total", Help: "MQTT messages received, by source and outcome.",
+		}, []string{"source", "outcome"}),
+		unmapped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hyperviseur_ingest_unmapped_total", Help: "Payload keys that map to no canonical metric (dropped).",
+		}, []string{"source"}),
+		counterEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hyperviseur_ingest_counter_events_total", Help: "Index resets, rollovers and implausible jumps.",
+		}, []string{"flag"}),
+		deadletters: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hyperviseur_ingest_deadletter_failures_total", Help: "Invalid messages that could not be published to the dead-letter topic.",
+		}, []string{"source"}),
+		stored: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hyperviseur_readings_stored_total", Help: "Readings written to the store (raw, deltas and counter events).",
+		}),
+		spooled: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hyperviseur_readings_spooled_total", Help: "Readings written to the on-disk spool because the store failed.",
+		}),
+		replayed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hyperviseur_readings_replayed_total", Help: "Spooled readings replayed into the store.",
+		}),
+		storeErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hyperviseur_store_errors_total", Help: "Failed store writes.",
+		}),
+		writeSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "hyperviseur_store_write_seconds", Help: "Latency of one batch write to the store.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 15),
+		}),
+		spoolBytes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "hyperviseur_spool_bytes", Help: "Bytes waiting in the on-disk spool.",
+		}),
+		Connected: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "hyperviseur_broker_connected", Help: "1 while the MQTT connection is up.",
+		}),
+	}
+	reg.MustRegister(m.messages, m.unmapped, m.counterEvents, m.deadletters, m.stored, m.spooled, m.replayed,
+		m.storeErrors, m.writeSeconds, m.spoolBytes, m.Connected)
+	return m
+}
