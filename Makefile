@@ -1,0 +1,38 @@
+# hyperviseur — see README.md. `make test` is the test command CI runs (.ci/run).
+GO      ?= go
+PKGS    := ./...
+FUZZTIME ?= 20s
+
+.PHONY: run demo build test test-short lint bench fuzz
+
+build:
+	$(GO) build -o bin/hyperviseur ./cmd/hyperviseur
+
+run:
+	$(GO) run ./cmd/hyperviseur serve
+
+demo:
+	$(GO) run ./cmd/hyperviseur demo
+
+# Everything, against real Mosquitto and InfluxDB 1.8.10 (CI=true makes a missing one a failure).
+test:
+	$(GO) test -race -count=1 -timeout 45m $(PKGS)
+
+# Unit tests only: no external component, no long no-loss scenarios.
+test-short:
+	$(GO) test -short -count=1 $(PKGS)
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+# Figures for BENCHMARKS.md.
+bench:
+	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./ingest/... ./store/... ./spool/...
+	$(GO) test -run='^$$' -bench=BenchmarkIngest -benchtime=1x -count=1 -timeout 30m ./e2e/
+
+# Run every decoder's fuzz target for FUZZTIME each.
+fuzz:
+	for f in FuzzSenML FuzzFlat FuzzLineProtocol FuzzChirpStack FuzzTTS; do \
+		$(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) ./ingest/decode/ || exit 1; \
+	done

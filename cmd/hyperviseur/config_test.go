@@ -1,0 +1,65 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestConfigBad: each bad file fails at load with an error naming the key.
+func TestConfigBad(t *testing.T) {
+	tests := []struct {
+		file string
+		want string
+	}{
+		{"driver.bad.yml", `storage.driver: want embedded or influxdb, got "cassandra"`},
+		{"listen.bad.yml", `http.listen: want host:port`},
+		{"unknown_key.bad.yml", `retencion`},
+		{"format.bad.yml", `mqtt.topics[0].format: unknown format "protobuf"`},
+		{"broker.bad.yml", `mqtt.broker: want a URL`},
+		{"influx_url.bad.yml", `storage.influxdb.url`},
+		{"batch.bad.yml", `ingest.batch_size: must be positive`},
+		{"embedded_open.bad.yml", `mqtt.embedded.users: the embedded broker listens on 0.0.0.0`},
+		{"pilote_scope.bad.yml", `auth.tokens[0].epcis: a pilote needs at least one EPCI code`},
+		{"retention.bad.yml", `storage.retention: must be at least 24h`},
+		{"dup_source.bad.yml", `mqtt.topics[1].name: "a" is used twice`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			_, err := LoadConfig("testdata/" + tt.file)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("LoadConfig(%s) error = %v, want it to contain %q", tt.file, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestConfigDefaultsFileEnv(t *testing.T) {
+	cfg, err := LoadConfig("")
+	if err != nil {
+		t.Fatalf("defaults: %v", err)
+	}
+	if cfg.Storage.Driver != "embedded" || cfg.MQTT.Broker != "" || len(cfg.MQTT.Topics) != 4 || cfg.Spool.Path != "data/spool" {
+		t.Fatalf("defaults are not the embedded ones: %+v", cfg)
+	}
+	if cfg.Ingest.MaxPayload != 256*1024 || cfg.Ingest.MaxFuture != 5*time.Minute {
+		t.Fatalf("ingest defaults: %+v", cfg.Ingest)
+	}
+
+	// The shipped reference file loads, and the environment wins over it.
+	t.Setenv("HV_HTTP_LISTEN", "127.0.0.1:18080")
+	t.Setenv("HV_STORAGE_INFLUXDB_BUCKET", "hv/autogen")
+	t.Setenv("HV_INGEST_FLUSH_INTERVAL", "20ms")
+	cfg, err = LoadConfig("../../configs/hyperviseur.yaml")
+	if err != nil {
+		t.Fatalf("configs/hyperviseur.yaml: %v", err)
+	}
+	if cfg.HTTP.Listen != "127.0.0.1:18080" || cfg.Storage.InfluxDB.Bucket != "hv/autogen" || cfg.Ingest.FlushInterval != 20*time.Millisecond {
+		t.Fatalf("environment did not override: listen=%s bucket=%s flush=%s", cfg.HTTP.Listen, cfg.Storage.InfluxDB.Bucket, cfg.Ingest.FlushInterval)
+	}
+
+	t.Setenv("HV_STORAGE_DRIVER", "mongodb")
+	if _, err := LoadConfig(""); err == nil || !strings.Contains(err.Error(), "storage.driver") {
+		t.Fatalf("bad env value: err = %v, want one naming storage.driver", err)
+	}
+}
