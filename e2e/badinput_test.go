@@ -20,12 +20,16 @@ func randomPayloads(n int, seed uint64) []message {
 	now := time.Now()
 	valid, _ := formatCases(now.Add(-10 * time.Minute))
 	templates := []func(int) message{
-		func(i int) message { return message{fmt.Sprintf("hv/bruit-%d/up", i%50), randBytes(rng, rng.IntN(200))} },
+		func(i int) message {
+			return message{fmt.Sprintf("hv/bruit-%d/up", i%50), randBytes(rng, rng.IntN(200))}
+		},
 		func(i int) message { return message{"hv/lp", randBytes(rng, rng.IntN(200))} },
 		func(i int) message {
 			return message{fmt.Sprintf("application/1/device/%016x/event/up", i%50), randBytes(rng, rng.IntN(300))}
 		},
-		func(i int) message { return message{fmt.Sprintf("v3/a/devices/d%d/up", i%50), randBytes(rng, rng.IntN(300))} },
+		func(i int) message {
+			return message{fmt.Sprintf("v3/a/devices/d%d/up", i%50), randBytes(rng, rng.IntN(300))}
+		},
 		func(i int) message { // a valid payload, truncated
 			m := valid[rng.IntN(len(valid))]
 			return message{m.topic, m.payload[:rng.IntN(len(m.payload))]}
@@ -44,7 +48,9 @@ func randomPayloads(n int, seed uint64) []message {
 			return message{"hv/futur/up", fmt.Appendf(nil, `{"ts":%d,"power_w":1}`, now.Add(time.Hour).UnixMilli())}
 		},
 		func(i int) message { return message{"hv/unite/up", []byte(`[{"n":"energy","u":"furlong","v":1}]`)} },
-		func(i int) message { return message{"hv/enorme/up", []byte(`{"power_w":1,"x":"` + strings.Repeat("a", 300<<10) + `"}`)} },
+		func(i int) message {
+			return message{"hv/enorme/up", []byte(`{"power_w":1,"x":"` + strings.Repeat("a", 300<<10) + `"}`)}
+		},
 		func(i int) message { return valid[rng.IntN(len(valid))] },
 	}
 	msgs := make([]message, n)

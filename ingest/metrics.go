@@ -21,6 +21,7 @@ type Metrics struct {
 	storeErrors   prometheus.Counter
 	writeSeconds  prometheus.Histogram
 	spoolBytes    prometheus.Gauge
+	pending       prometheus.Gauge
 	Connected     prometheus.Gauge
 }
 
@@ -58,11 +59,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		spoolBytes: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "hyperviseur_spool_bytes", Help: "Bytes waiting in the on-disk spool.",
 		}),
+		pending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "hyperviseur_ingest_pending_messages", Help: "Messages handed to the writer and not yet acknowledged to the broker.",
+		}),
 		Connected: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "hyperviseur_broker_connected", Help: "1 while the MQTT connection is up.",
 		}),
 	}
 	reg.MustRegister(m.messages, m.unmapped, m.counterEvents, m.deadletters, m.stored, m.spooled, m.replayed,
-		m.storeErrors, m.writeSeconds, m.spoolBytes, m.Connected)
+		m.storeErrors, m.writeSeconds, m.spoolBytes, m.pending, m.Connected)
 	return m
 }

@@ -79,6 +79,7 @@ func NewWriter(cfg WriterConfig, store hv.Store, spool Spool, m *Metrics, log *s
 func (w *Writer) Submit(ctx context.Context, rs []hv.Reading, ack func()) error {
 	select {
 	case w.in <- item{rs, ack}:
+		w.metrics.pending.Inc()
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
@@ -191,6 +192,7 @@ func (w *Writer) flush(b *batch) {
 	for _, ack := range b.acks {
 		ack()
 	}
+	w.metrics.pending.Sub(float64(len(b.acks)))
 }
 
 // write is one timed store write with its metrics.

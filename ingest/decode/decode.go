@@ -16,9 +16,9 @@ var ErrMalformed = errors.New("malformed payload")
 
 // Sample is one value as the device sent it: a raw name and unit, before normalisation.
 type Sample struct {
-	Device string    // from the topic, the envelope or a line-protocol tag; never empty
-	Name   string    // the key as sent: SenML n (base name stripped), a JSON or codec key, a field name
-	Unit   string    // as sent, "" when the payload gives none
+	Device string // from the topic, the envelope or a line-protocol tag; never empty
+	Name   string // the key as sent: SenML n (base name stripped), a JSON or codec key, a field name
+	Unit   string // as sent, "" when the payload gives none
 	Value  float64
 	Time   time.Time // zero when the payload has no timestamp: the receive time applies
 }
