@@ -3,7 +3,7 @@ GO      ?= go
 PKGS    := ./...
 FUZZTIME ?= 20s
 
-.PHONY: run demo build test test-short lint bench fuzz
+.PHONY: run demo build deps test test-short lint bench fuzz
 
 build:
 	$(GO) build -o bin/hyperviseur ./cmd/hyperviseur
@@ -14,8 +14,12 @@ run:
 demo:
 	$(GO) run ./cmd/hyperviseur demo
 
+# Mosquitto (apt) and InfluxDB 1.8.10 (go install), if missing.
+deps:
+	@scripts/install-deps.sh
+
 # Everything, against real Mosquitto and InfluxDB 1.8.10 (CI=true makes a missing one a failure).
-test:
+test: deps
 	$(GO) test -race -count=1 -timeout 45m $(PKGS)
 
 # Unit tests only: no external component, no long no-loss scenarios.
@@ -27,7 +31,7 @@ lint:
 	$(GO) vet $(PKGS)
 
 # Figures for BENCHMARKS.md.
-bench:
+bench: deps
 	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./ingest/... ./store/... ./spool/...
 	$(GO) test -run='^$$' -bench=BenchmarkIngest -benchtime=1x -count=1 -timeout 30m ./e2e/
 

@@ -52,15 +52,11 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger, demo bool) error {
 	}
 	defer sp.Close()
 
-	counters := ingest.NewCounters()
-	since := time.Now().Add(-cfg.Storage.Retention).UnixMilli()
-	if last, err := store.Last(ctx, hv.CumulativeMetrics(), since); err != nil {
-		// Without the last indexes the first interval of each meter is skipped, not miscounted: go on.
-		log.Warn("could not restore counter state from the store; first deltas will be skipped", "err", err)
-	} else {
-		counters.Restore(last)
-		log.Info("counter state restored", "indexes", counters.Len())
+	counters, err := restoreCounters(ctx, store, sp, cfg.Storage.Retention, log)
+	if err != nil {
+		return err
 	}
+	log.Info("counter state restored", "indexes", counters.Len(), "spooled_batches", sp.Pending())
 
 	brokerURL := cfg.MQTT.Broker
 	if brokerURL == "" {
@@ -160,6 +156,33 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger, demo bool) error {
 	defer cancel()
 	_ = srv.Shutdown(shutdownCtx)
 	return nil
+}
+
+// restoreCounters rebuilds the last index of every meter from the store, then from the spool, whose readings
+// the store has not seen yet: without them a delta spanning a spooled interval would be counted twice.
+func restoreCounters(ctx context.Context, store hv.Store, sp *spool.Spool, retention time.Duration, log *slog.Logger) (*ingest.Counters, error) {
+	counters := ingest.NewCounters()
+	since := time.Now().Add(-retention).UnixMilli()
+	// Ingesting without the indexes would count an interval twice, so wait for the store: meanwhile the
+	// broker keeps the messages for our persistent session.
+	var last []hv.Reading
+	for wait := time.Second; ; wait = min(2*wait, 30*time.Second) {
+		var err error
+		if last, err = store.Last(ctx, hv.CumulativeMetrics(), since); err == nil {
+			break
+		}
+		log.Warn("store unreachable at start; waiting for it before ingesting", "retry_in", wait, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("restore counter state from the store: %w", err)
+		case <-time.After(wait):
+		}
+	}
+	counters.Restore(last)
+	if err := sp.Scan(ctx, func(rs []hv.Reading) error { counters.Restore(rs); return nil }); err != nil {
+		return nil, fmt.Errorf("restore counter state from the spool: %w", err)
+	}
+	return counters, nil
 }
 
 func loadRegistry(cfg *Config) (*registry.Registry, error) {
