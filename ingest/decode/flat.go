@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -17,6 +18,12 @@ import (
 // unit hints do. Samples come out sorted by name: JSON objects have no order.
 func init() { Register("flat", DecoderFunc(decodeFlat)) }
 
+// Reusing the map saves its buckets on every reading; keys are still allocated by encoding/json.
+var flatPool = sync.Pool{New: func() any { m := make(map[string]jsonValue, 8); return &m }}
+
+// maxPooledKeys keeps one huge object from pinning its map in the pool.
+const maxPooledKeys = 64
+
 var flatTimeKeys = [...]string{"ts", "time", "timestamp"}
 
 func decodeFlat(topic string, payload []byte, dst []Sample) ([]Sample, error) {
@@ -24,7 +31,15 @@ func decodeFlat(topic string, payload []byte, dst []Sample) ([]Sample, error) {
 	if err != nil {
 		return dst, err
 	}
-	var obj map[string]jsonValue
+	pooled := flatPool.Get().(*map[string]jsonValue)
+	obj := *pooled
+	defer func() {
+		if len(obj) <= maxPooledKeys {
+			clear(obj)
+			*pooled = obj
+			flatPool.Put(pooled)
+		}
+	}()
 	if err := json.Unmarshal(payload, &obj); err != nil {
 		return dst, jsonError("flat", err)
 	}

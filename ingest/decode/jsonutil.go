@@ -36,27 +36,25 @@ func (k jsonKind) String() string {
 	return "absent"
 }
 
-// jsonValue decodes any JSON value without allocating and without failing, remembering its kind, so the
+// jsonScalar decodes any JSON value without allocating and without failing, remembering its kind, so the
 // decoder can say which record and key were wrong (encoding/json would only name a Go type) and can tell an
-// absent field from a zero. Strings and composites keep their raw text, which aliases the payload: it is
-// valid only during the Decode call.
-type jsonValue struct {
+// absent field from a zero.
+type jsonScalar struct {
 	num  float64 // for kindNumber; ±Inf when the literal overflows float64
-	raw  []byte  // for kindString (with its quotes) and kindComposite
 	b    bool    // for kindBool
 	kind jsonKind
 }
 
-func (v *jsonValue) UnmarshalJSON(b []byte) error {
+func (v *jsonScalar) UnmarshalJSON(b []byte) error {
 	switch b[0] {
 	case 'n':
 		v.kind = kindNull
 	case 't', 'f':
 		v.kind, v.b = kindBool, b[0] == 't'
 	case '"':
-		v.kind, v.raw = kindString, b
+		v.kind = kindString
 	case '{', '[':
-		v.kind, v.raw = kindComposite, b
+		v.kind = kindComposite
 	default:
 		// encoding/json has validated the literal as a JSON number, which ParseFloat accepts; the only
 		// error left is a range error, whose ±Inf result the caller rejects as not finite.
@@ -66,8 +64,23 @@ func (v *jsonValue) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// jsonValue is a jsonScalar that also keeps the raw text of strings (with their quotes) and composites. The
+// text aliases the payload: it is valid only during the Decode call.
+type jsonValue struct {
+	jsonScalar
+	raw []byte
+}
+
+func (v *jsonValue) UnmarshalJSON(b []byte) error {
+	v.jsonScalar.UnmarshalJSON(b)
+	if v.kind == kindString || v.kind == kindComposite {
+		v.raw = b
+	}
+	return nil
+}
+
 // present reports a field that is there and not null.
-func (v *jsonValue) present() bool { return v.kind != kindAbsent && v.kind != kindNull }
+func (v *jsonScalar) present() bool { return v.kind != kindAbsent && v.kind != kindNull }
 
 // jsonError rewords an encoding/json error: its messages name Go types, which mean nothing to whoever
 // wrote the payload.

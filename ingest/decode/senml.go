@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -22,25 +23,33 @@ import (
 //   - ut (update time) is ignored; bver above 10 is rejected; must-understand fields (names ending in '_')
 //     are not detected, encoding/json drops every unknown field.
 //   - A record with neither n nor a value carries base fields only and yields no sample.
-//   - One bad record rejects the whole pack: an MQTT message is acknowledged as a whole.
+//   - One bad record rejects the whole pack: an MQTT message is acknowledged as a whole. An empty pack []
+//     is valid and yields nothing; null is rejected.
+//   - Field names match case-insensitively, as encoding/json does ("V" is v).
 func init() { Register("senml", DecoderFunc(decodeSenML)) }
 
 type senmlRecord struct {
-	BN   string    `json:"bn"`
-	BT   jsonValue `json:"bt"`
-	BU   string    `json:"bu"`
-	BV   jsonValue `json:"bv"`
-	BS   jsonValue `json:"bs"`
-	BVer jsonValue `json:"bver"`
-	N    string    `json:"n"`
-	U    string    `json:"u"`
-	V    jsonValue `json:"v"`
-	VS   jsonValue `json:"vs"`
-	VB   jsonValue `json:"vb"`
-	VD   jsonValue `json:"vd"`
-	S    jsonValue `json:"s"`
-	T    jsonValue `json:"t"`
+	BN   string     `json:"bn"`
+	BT   jsonScalar `json:"bt"`
+	BU   string     `json:"bu"`
+	BV   jsonScalar `json:"bv"`
+	BS   jsonScalar `json:"bs"`
+	BVer jsonScalar `json:"bver"`
+	N    string     `json:"n"`
+	U    string     `json:"u"`
+	V    jsonScalar `json:"v"`
+	VS   jsonScalar `json:"vs"`
+	VB   jsonScalar `json:"vb"`
+	VD   jsonScalar `json:"vd"`
+	S    jsonScalar `json:"s"`
+	T    jsonScalar `json:"t"`
 }
+
+// The record slice is the largest allocation of a pack; packs come in bursts of the same shape.
+var senmlPool = sync.Pool{New: func() any { return new([]senmlRecord) }}
+
+// maxPooledRecords keeps one huge pack from pinning its slice in the pool.
+const maxPooledRecords = 64
 
 // relativeLimit is 2**28 s (8.5 years): smaller SenML times are offsets from now.
 const relativeLimit = 1 << 28
@@ -50,11 +59,19 @@ func decodeSenML(topic string, payload []byte, dst []Sample) ([]Sample, error) {
 	if err != nil {
 		return dst, err
 	}
-	var recs []senmlRecord
+	pooled := senmlPool.Get().(*[]senmlRecord)
+	recs := (*pooled)[:0]
+	defer func() {
+		if cap(recs) <= maxPooledRecords {
+			clear(recs) // encoding/json reuses elements without zeroing them
+			*pooled = recs[:0]
+			senmlPool.Put(pooled)
+		}
+	}()
 	if err := json.Unmarshal(payload, &recs); err != nil {
 		return dst, jsonError("senml", err)
 	}
-	if recs == nil {
+	if recs == nil { // only null leaves a slice nil: [] makes it empty
 		return dst, fmt.Errorf("%w: senml: payload is null, not an array", ErrMalformed)
 	}
 	start := len(dst)
@@ -77,7 +94,7 @@ func decodeSenML(topic string, payload []byte, dst []Sample) ([]Sample, error) {
 		}
 		for _, b := range [...]struct {
 			name string
-			v    *jsonValue
+			v    *jsonScalar
 			dst  *float64
 		}{{"bt", &r.BT, &bt}, {"bv", &r.BV, &bv}, {"bs", &r.BS, &bs}} {
 			if b.v.present() {
@@ -92,7 +109,7 @@ func decodeSenML(topic string, payload []byte, dst []Sample) ([]Sample, error) {
 		}
 
 		var values int
-		for _, f := range [...]*jsonValue{&r.V, &r.VS, &r.VB, &r.VD} {
+		for _, f := range [...]*jsonScalar{&r.V, &r.VS, &r.VB, &r.VD} {
 			if f.present() {
 				values++
 			}
@@ -233,7 +250,7 @@ func b2f(b bool) float64 {
 }
 
 // kindOrInf describes a value rejected as "not a finite number".
-func kindOrInf(v *jsonValue) string {
+func kindOrInf(v *jsonScalar) string {
 	if v.kind == kindNumber {
 		return "out of range"
 	}
