@@ -123,7 +123,7 @@ func Aggregate(points []Point, every int64, agg Agg) []Point {
 	}
 	var out []Point
 	var (
-		start       = windowStart(points[0].Time, every)
+		start       = WindowStart(points[0].Time, every)
 		acc         float64
 		n           int
 		prev        float64
@@ -143,7 +143,7 @@ func Aggregate(points []Point, every int64, agg Agg) []Point {
 		}
 	)
 	for _, p := range points {
-		if w := windowStart(p.Time, every); w != start {
+		if w := WindowStart(p.Time, every); w != start {
 			flushWindow()
 			start, acc, n = w, 0, 0
 		}
@@ -176,7 +176,8 @@ func Aggregate(points []Point, every int64, agg Agg) []Point {
 	return out
 }
 
-func windowStart(t, every int64) int64 {
+// WindowStart is the start of the epoch-aligned window of every ms holding t.
+func WindowStart(t, every int64) int64 {
 	w := t - t%every
 	if t < 0 && t%every != 0 {
 		w -= every

@@ -19,6 +19,7 @@ type Metrics struct {
 	spooled       prometheus.Counter
 	replayed      prometheus.Counter
 	storeErrors   prometheus.Counter
+	storeRejected prometheus.Counter
 	writeSeconds  prometheus.Histogram
 	spoolBytes    prometheus.Gauge
 	pending       prometheus.Gauge
@@ -52,6 +53,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		storeErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "hyperviseur_store_errors_total", Help: "Failed store writes.",
 		}),
+		storeRejected: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hyperviseur_store_rejected_batches_total", Help: "Batches stored with some readings refused by the engine (conflicting values, too old).",
+		}),
 		writeSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "hyperviseur_store_write_seconds", Help: "Latency of one batch write to the store.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 15),
@@ -67,6 +71,6 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 	}
 	reg.MustRegister(m.messages, m.unmapped, m.counterEvents, m.deadletters, m.stored, m.spooled, m.replayed,
-		m.storeErrors, m.writeSeconds, m.spoolBytes, m.pending, m.Connected)
+		m.storeErrors, m.storeRejected, m.writeSeconds, m.spoolBytes, m.pending, m.Connected)
 	return m
 }

@@ -202,6 +202,13 @@ func (w *Writer) write(ctx context.Context, rs []hv.Reading) error {
 	start := time.Now()
 	err := w.store.Write(ctx, rs)
 	w.metrics.writeSeconds.Observe(time.Since(start).Seconds())
+	if errors.Is(err, hv.ErrInvalid) {
+		// The engine stored the batch but for the readings it names (a conflicting value at the same time,
+		// a sample older than the out-of-order window). Retrying or spooling would not change its mind.
+		w.metrics.storeRejected.Inc()
+		w.log.Warn("store refused some readings of a batch; the rest is stored", "readings", len(rs), "err", err)
+		err = nil
+	}
 	if err != nil {
 		w.healthy.Store(false)
 		w.metrics.storeErrors.Inc()
