@@ -62,16 +62,17 @@ func TestFormatsIntegration(t *testing.T) {
 		db := testenv.StartInfluxDB(t)
 		db.CreateDB(t, "formats")
 		svc := startService(t, serviceOptions{Broker: mq.URL, InfluxDB: db.URL, Bucket: "formats/autogen"})
-		checkFormats(t, svc)
+		checkFormats(t, svc, time.Now().Add(-time.Minute))
 	})
 	t.Run("embedded", func(t *testing.T) {
 		svc := startService(t, serviceOptions{})
-		checkFormats(t, svc)
+		checkFormats(t, svc, time.Now().Add(-time.Minute))
 	})
 }
 
-func checkFormats(t *testing.T, svc *service) {
-	ts := time.Now().Add(-time.Minute).Truncate(time.Second)
+// checkFormats publishes every format at time at and checks the API returns each canonical value.
+func checkFormats(t *testing.T, svc *service, at time.Time) {
+	ts := at.Truncate(time.Second)
 	msgs, want := formatCases(ts)
 	pub := newPublisher(t, svc.Broker, "e2e-formats")
 	if err := pub.publishAll(context.Background(), msgs, 1); err != nil {
