@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -15,10 +16,12 @@ import (
 	hv "github.com/useda02/hyperviseur"
 )
 
-// fakeStore fails while down is set and records what it stored.
+// fakeStore fails while down is set and records what it stored. With refuse set it stores every batch but
+// for its first reading and says so with ErrInvalid, as the engines do for a conflicting value.
 type fakeStore struct {
 	mu     sync.Mutex
 	down   atomic.Bool
+	refuse atomic.Bool
 	stored []hv.Reading
 }
 
@@ -27,8 +30,12 @@ func (s *fakeStore) Write(_ context.Context, rs []hv.Reading) error {
 		return hv.ErrUnavailable
 	}
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.refuse.Load() {
+		s.stored = append(s.stored, rs[1:]...)
+		return fmt.Errorf("fake: 1 of %d readings skipped: %w", len(rs), hv.ErrInvalid)
+	}
 	s.stored = append(s.stored, rs...)
-	s.mu.Unlock()
 	return nil
 }
 func (s *fakeStore) Query(context.Context, hv.Query) ([]hv.Series, error)           { return nil, nil }
@@ -181,5 +188,21 @@ func TestWriterSubmitBlocksWhenQueueFull(t *testing.T) {
 	defer cancel()
 	if err := w.Submit(ctx, readings(1, 0), func() {}); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Submit on a full queue returned %v, want it to block until ctx ends", err)
+	}
+}
+
+// TestWriterPartialRefusalIsNotSpooled: readings an engine refuses for good (ErrInvalid) are not spooled, or
+// the replay would retry them forever; the message is acknowledged.
+func TestWriterPartialRefusalIsNotSpooled(t *testing.T) {
+	st := &fakeStore{}
+	st.refuse.Store(true)
+	sp := &memSpool{cap: 10}
+	w, stop := newTestWriter(t, st, sp)
+	defer stop()
+	var acked atomic.Int32
+	_ = w.Submit(context.Background(), readings(4, 0), func() { acked.Add(1) })
+	waitFor(t, "ack", func() bool { return acked.Load() == 1 })
+	if sp.Pending() != 0 || st.count() != 3 || !w.Healthy() {
+		t.Fatalf("spool %d batches, store %d readings, healthy %v: want 0, 3, true", sp.Pending(), st.count(), w.Healthy())
 	}
 }

@@ -17,6 +17,7 @@ type Mosquitto struct {
 	t    testing.TB
 	bin  string
 	conf string
+	dir  string
 	Addr string // host:port
 	URL  string // tcp://host:port
 	cmd  *exec.Cmd
@@ -33,7 +34,7 @@ func StartMosquitto(t testing.TB) *Mosquitto {
 	}
 	dir := t.TempDir()
 	port := FreePort(t)
-	m := &Mosquitto{t: t, bin: bin, Addr: fmt.Sprintf("127.0.0.1:%d", port)}
+	m := &Mosquitto{t: t, bin: bin, dir: dir, Addr: fmt.Sprintf("127.0.0.1:%d", port)}
 	m.URL = "tcp://" + m.Addr
 	m.conf = filepath.Join(dir, "mosquitto.conf")
 	conf := fmt.Sprintf(`listener %d 127.0.0.1
@@ -46,6 +47,11 @@ max_queued_messages 1000000
 max_queued_bytes 0
 log_dest file %s/mosquitto.log
 `, port, dir, dir)
+	if os.Geteuid() == 0 {
+		// Started as root, Mosquitto switches to user "mosquitto", which cannot write its persistence file
+		// into this root-owned folder: a restart would then lose every queued and in-flight message.
+		conf += "user root\n"
+	}
 	if err := os.WriteFile(m.conf, []byte(conf), 0o600); err != nil {
 		t.Fatalf("mosquitto: write config: %v", err)
 	}
@@ -82,9 +88,15 @@ func (m *Mosquitto) Stop() {
 	m.cmd = nil
 }
 
-// Restart stops and starts the broker.
+// Restart stops and starts the broker, failing the test if the broker did not save its sessions: a restart
+// that silently drops them would make a no-loss test meaningless.
 func (m *Mosquitto) Restart() {
+	m.t.Helper()
 	m.Stop()
+	if _, err := os.Stat(filepath.Join(m.dir, "mosquitto.db")); err != nil {
+		log, _ := os.ReadFile(filepath.Join(m.dir, "mosquitto.log"))
+		m.t.Fatalf("mosquitto saved no persistence file on stop (%v):\n%s", err, log)
+	}
 	m.Start()
 }
 
