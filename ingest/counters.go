@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"hash/maphash"
+	"math"
 	"sync"
 
 	hv "github.com/useda02/hyperviseur"
@@ -113,7 +114,9 @@ func deltaOf(prev counterState, r hv.Reading, dev *hv.Device) (float64, hv.Count
 	if limit, bounded := maxRise(r.Metric, dev, r.Time-prev.t); bounded && d > limit {
 		return 0, hv.FlagJump, true
 	}
-	return d, flag, true
+	// Indexes are decimals (5116.705 kWh) and their float difference carries noise (0.01299999999992);
+	// no register resolves below 1e-9 of its unit, so rounding there loses nothing real.
+	return math.Round(d*1e9) / 1e9, flag, true
 }
 
 // maxRise is the largest plausible rise of an index over elapsed ms. Energy indexes are bounded by the

@@ -57,6 +57,10 @@ func TestCountersDelta(t *testing.T) {
 			{hour, 11, 1, hv.FlagNone, true},
 			{2 * hour, 15, 0, hv.FlagJump, true},
 		}},
+		{"decimal indexes give exact decimal deltas", hv.EnergyKWh, meter, []step{
+			{0, 5116.692, 0, hv.FlagNone, false},
+			{hour, 5116.705, 0.013, hv.FlagNone, true},
+		}},
 		{"volume has no physical bound", hv.VolumeM3, meter, []step{
 			{0, 1, 0, hv.FlagNone, false},
 			{1000, 1e5, 1e5 - 1, hv.FlagNone, true},
