@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -190,3 +191,34 @@ func ValidValue(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 
 // Millis converts a time to Unix milliseconds.
 func Millis(t time.Time) int64 { return t.UnixMilli() }
+
+// Newest keeps the newest reading of each (device, metric): engines build Store.Last with it.
+type Newest map[newestKey]Reading
+
+type newestKey struct {
+	device string
+	metric Metric
+}
+
+// Add keeps r if it is the newest of its (device, metric) so far.
+func (n Newest) Add(r Reading) {
+	k := newestKey{r.Device, r.Metric}
+	if old, ok := n[k]; !ok || r.Time > old.Time {
+		n[k] = r
+	}
+}
+
+// Sorted returns the readings kept, by device then metric.
+func (n Newest) Sorted() []Reading {
+	out := make([]Reading, 0, len(n))
+	for _, r := range n {
+		out = append(out, r)
+	}
+	slices.SortFunc(out, func(a, b Reading) int {
+		if a.Device != b.Device {
+			return strings.Compare(a.Device, b.Device)
+		}
+		return strings.Compare(string(a.Metric), string(b.Metric))
+	})
+	return out
+}

@@ -405,11 +405,7 @@ func (s *Store) Last(ctx context.Context, metrics []hv.Metric, since int64) ([]h
 		return nil, fmt.Errorf("influx: last: %w: %w", hv.ErrUnavailable, describe(err))
 	}
 	defer res.Close()
-	type key struct {
-		device string
-		metric hv.Metric
-	}
-	newest := make(map[key]hv.Reading)
+	newest := hv.Newest{}
 	for res.Next() {
 		rec := res.Record()
 		vals := rec.Values()
@@ -420,25 +416,12 @@ func (s *Store) Last(ctx context.Context, metrics []hv.Metric, since int64) ([]h
 		r := hv.Reading{Device: str(vals, tagDevice), Metric: hv.Metric(str(vals, "_measurement")), Value: v,
 			Time: rec.Time().UnixMilli(), Site: str(vals, tagSite), Commune: str(vals, tagCommune),
 			EPCI: str(vals, tagEPCI), Fluid: hv.Fluid(str(vals, tagFluid))}
-		k := key{r.Device, r.Metric}
-		if old, ok := newest[k]; !ok || r.Time > old.Time {
-			newest[k] = r
-		}
+		newest.Add(r)
 	}
 	if err := res.Err(); err != nil {
 		return nil, fmt.Errorf("influx: last: %w", describe(err))
 	}
-	out := make([]hv.Reading, 0, len(newest))
-	for _, r := range newest {
-		out = append(out, r)
-	}
-	slices.SortFunc(out, func(a, b hv.Reading) int {
-		if c := strings.Compare(a.Device, b.Device); c != 0 {
-			return c
-		}
-		return strings.Compare(string(a.Metric), string(b.Metric))
-	})
-	return out, nil
+	return newest.Sorted(), nil
 }
 
 // Ping checks the server answers /ping, then that the bucket takes writes: an empty write goes through

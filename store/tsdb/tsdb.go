@@ -480,11 +480,7 @@ func (s *Store) Last(ctx context.Context, metrics []hv.Metric, since int64) ([]h
 	defer cq.Close()
 	set := cq.Select(ctx, false, &storage.SelectHints{Start: since, End: now}, m)
 
-	type key struct {
-		device string
-		metric hv.Metric
-	}
-	newest := make(map[key]hv.Reading)
+	newest := hv.Newest{}
 	var (
 		metas []chunks.Meta
 		cit   chunks.Iterator
@@ -539,25 +535,12 @@ func (s *Store) Last(ctx context.Context, metrics []hv.Metric, since int64) ([]h
 			Site: ls.Get(LabelSite), Commune: ls.Get(LabelCommune), EPCI: ls.Get(LabelEPCI),
 			Fluid: hv.Fluid(ls.Get(LabelFluid)),
 		}
-		k := key{r.Device, r.Metric}
-		if old, ok := newest[k]; !ok || r.Time > old.Time {
-			newest[k] = r
-		}
+		newest.Add(r)
 	}
 	if err := set.Err(); err != nil {
 		return nil, fmt.Errorf("tsdb: last: %w", err)
 	}
-	out := make([]hv.Reading, 0, len(newest))
-	for _, r := range newest {
-		out = append(out, r)
-	}
-	slices.SortFunc(out, func(a, b hv.Reading) int {
-		if c := strings.Compare(a.Device, b.Device); c != 0 {
-			return c
-		}
-		return strings.Compare(string(a.Metric), string(b.Metric))
-	})
-	return out, nil
+	return newest.Sorted(), nil
 }
 
 // Ping reports whether the store is open and its directory writable.
