@@ -36,7 +36,11 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "hyperviseur")
-	build := exec.Command("go", "build", "-o", binary, "../cmd/hyperviseur")
+	args := []string{"build", "-o", binary}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	build := exec.Command("go", append(args, "../cmd/hyperviseur")...)
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: build hyperviseur:", err)
@@ -55,7 +59,6 @@ type service struct {
 	t       testing.TB
 	dir     string
 	config  string
-	env     []string
 	HTTP    string // http://127.0.0.1:port
 	Broker  string // tcp://…
 	cmd     *exec.Cmd
@@ -104,7 +107,9 @@ func startService(t testing.TB, o serviceOptions) *service {
 	s.logFile = lf
 	s.start()
 	t.Cleanup(func() {
-		s.stop(syscall.SIGTERM)
+		if code := s.stop(syscall.SIGTERM); code == raceExitCode {
+			t.Errorf("the service exited with a data race")
+		}
 		if t.Failed() {
 			b, _ := os.ReadFile(lf.Name())
 			t.Logf("service log (last 4 KiB):\n%s", tail(b, 4096))
@@ -124,7 +129,8 @@ func tail(b []byte, n int) []byte {
 func (s *service) start() {
 	s.t.Helper()
 	s.cmd = exec.Command(binary, "serve", "--config", s.config)
-	s.cmd.Env = append(os.Environ(), s.env...)
+	// A data race in the service makes it exit with status 66, which the tests then see as a failure.
+	s.cmd.Env = append(os.Environ(), fmt.Sprintf("GORACE=halt_on_error=1 exitcode=%d", raceExitCode))
 	s.cmd.Stdout, s.cmd.Stderr = s.logFile, s.logFile
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatalf("start hyperviseur: %v", err)
@@ -134,10 +140,13 @@ func (s *service) start() {
 	s.waitReady(30 * time.Second)
 }
 
-// stop sends sig and waits for the process to end.
-func (s *service) stop(sig syscall.Signal) {
+// raceExitCode is the service's exit status when the race detector found a data race (GORACE above).
+const raceExitCode = 66
+
+// stop sends sig, waits for the process to end and returns its exit status.
+func (s *service) stop(sig syscall.Signal) int {
 	if s.cmd == nil {
-		return
+		return 0
 	}
 	_ = s.cmd.Process.Signal(sig)
 	select {
@@ -146,7 +155,9 @@ func (s *service) stop(sig syscall.Signal) {
 		_ = s.cmd.Process.Kill()
 		<-s.done
 	}
+	code := s.cmd.ProcessState.ExitCode()
 	s.cmd = nil
+	return code
 }
 
 func (s *service) pid() int { return s.cmd.Process.Pid }

@@ -56,7 +56,9 @@ func TestNoLossIntegration(t *testing.T) {
 			mq.Restart()
 		}},
 		{"service-sigkilled", func(t *testing.T, _ *testenv.Mosquitto, svc *service) {
-			svc.stop(syscall.SIGKILL)
+			if code := svc.stop(syscall.SIGKILL); code == raceExitCode {
+				t.Fatal("the service had exited with a data race before it was killed")
+			}
 			time.Sleep(time.Second)
 			svc.start()
 		}},
