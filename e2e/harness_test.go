@@ -128,7 +128,12 @@ func tail(b []byte, n int) []byte {
 
 func (s *service) start() {
 	s.t.Helper()
-	s.cmd = exec.Command(binary, "serve", "--config", s.config)
+	args := []string{"serve", "--config", s.config}
+	if p := os.Getenv("HV_E2E_CPUPROFILE"); p != "" {
+		// Profiling a benchmark: the service writes its CPU profile there when it stops.
+		args = append(args, "--cpuprofile", p)
+	}
+	s.cmd = exec.Command(binary, args...)
 	// A data race in the service makes it exit with status 66, which the tests then see as a failure.
 	s.cmd.Env = append(os.Environ(), fmt.Sprintf("GORACE=halt_on_error=1 exitcode=%d", raceExitCode))
 	s.cmd.Stdout, s.cmd.Stderr = s.logFile, s.logFile

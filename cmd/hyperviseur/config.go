@@ -212,8 +212,8 @@ func (c *Config) Validate() error {
 				return bad(fmt.Sprintf("mqtt.embedded.users[%d]", i), "username and password are required")
 			}
 		}
-	} else if u, err := url.Parse(c.MQTT.Broker); err != nil || !slices.Contains([]string{"tcp", "mqtt", "ssl", "tls", "mqtts", "ws", "wss"}, u.Scheme) || u.Host == "" {
-		return bad("mqtt.broker", "want a URL such as tcp://host:1883, got %q", c.MQTT.Broker)
+	} else if u, err := url.Parse(c.MQTT.Broker); err != nil || !slices.Contains([]string{"tcp", "mqtt", "ssl", "tls", "mqtts", "tcps"}, u.Scheme) || u.Host == "" {
+		return bad("mqtt.broker", "want a URL such as tcp://host:1883 or tls://host:8883, got %q", c.MQTT.Broker)
 	}
 	if c.MQTT.ClientID == "" {
 		return bad("mqtt.client_id", "must not be empty: a fixed id keeps the broker session across restarts")

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -27,7 +28,7 @@ func main() {
 }
 
 func rootCmd() *cobra.Command {
-	var configFile string
+	var configFile, cpuProfile string
 	root := &cobra.Command{
 		Use:           "hyperviseur",
 		Short:         "Urban hypervisor of the Aisne: energy and fluid consumption, street-lighting control",
@@ -35,6 +36,18 @@ func rootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().StringVarP(&configFile, "config", "c", "", "configuration file (YAML); every key can also be set as HV_<SECTION>_<KEY>")
+	root.PersistentFlags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
+	root.PersistentPreRunE = func(*cobra.Command, []string) error {
+		if cpuProfile == "" {
+			return nil
+		}
+		f, err := os.Create(cpuProfile)
+		if err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		return pprof.StartCPUProfile(f)
+	}
+	root.PersistentPostRun = func(*cobra.Command, []string) { pprof.StopCPUProfile() }
 
 	serve := &cobra.Command{
 		Use:   "serve",

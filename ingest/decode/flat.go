@@ -40,8 +40,11 @@ func decodeFlat(topic string, payload []byte, dst []Sample) ([]Sample, error) {
 			flatPool.Put(pooled)
 		}
 	}()
-	if err := json.Unmarshal(payload, &obj); err != nil {
-		return dst, jsonError("flat", err)
+	if !scanFlatObject(payload, obj) {
+		clear(obj)
+		if err := json.Unmarshal(payload, &obj); err != nil {
+			return dst, jsonError("flat", err)
+		}
 	}
 	if obj == nil {
 		return dst, fmt.Errorf("%w: flat: payload is null, not an object", ErrMalformed)

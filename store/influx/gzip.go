@@ -32,7 +32,9 @@ func (g *gzipTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	buf.Grow(len(body) / 4)
 	zw, _ := g.pool.Get().(*gzip.Writer)
 	if zw == nil {
-		zw = gzip.NewWriter(&buf)
+		// Line protocol is repetitive: the fastest level already shrinks it several times over, for a
+		// fraction of the default level's CPU (profiled: gzip was 6 % of the service at level 6).
+		zw, _ = gzip.NewWriterLevel(&buf, gzip.BestSpeed)
 	} else {
 		zw.Reset(&buf)
 	}
