@@ -37,6 +37,6 @@ bench: deps
 
 # Run every decoder's fuzz target for FUZZTIME each.
 fuzz:
-	for f in FuzzSenML FuzzFlat FuzzLineProtocol FuzzChirpStack FuzzTTS; do \
+	for f in FuzzSenML FuzzFlat FuzzJSON FuzzScanFlatObject FuzzLineProtocol FuzzChirpStack FuzzTTS; do \
 		$(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) ./ingest/decode/ || exit 1; \
 	done
