@@ -14,6 +14,7 @@
 package influx
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -333,7 +334,7 @@ func mergeByDevice(groups map[string]*hv.Series, q hv.Query, server bool) []hv.S
 		se := *gs[0]
 		if len(gs) > 1 {
 			newest := slices.MaxFunc(gs, func(a, b *hv.Series) int {
-				return cmpInt(a.Points[len(a.Points)-1].Time, b.Points[len(b.Points)-1].Time)
+				return cmp.Compare(a.Points[len(a.Points)-1].Time, b.Points[len(b.Points)-1].Time)
 			})
 			se = *newest
 			se.Points = nil
@@ -353,17 +354,7 @@ func mergeByDevice(groups map[string]*hv.Series, q hv.Query, server bool) []hv.S
 	return out
 }
 
-func cmpInt(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
-func cmpPoint(a, b hv.Point) int { return cmpInt(a.Time, b.Time) }
+func cmpPoint(a, b hv.Point) int { return cmp.Compare(a.Time, b.Time) }
 
 func str(vals map[string]any, k string) string {
 	s, _ := vals[k].(string)

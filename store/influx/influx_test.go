@@ -13,7 +13,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -467,7 +466,7 @@ func BenchmarkWrite(b *testing.B) {
 	next, ts := 0, storetest.T0
 	ctx := context.Background()
 	b.ReportAllocs()
-	cpu0 := cpuTime()
+	cpu0 := testenv.CPUTime()
 	for b.Loop() {
 		for i := range rs {
 			d := next % series
@@ -485,15 +484,7 @@ func BenchmarkWrite(b *testing.B) {
 	readings := float64(b.N * batch)
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/readings, "ns/reading")
 	// the client's own CPU (encoding, HTTP): influxd runs in another process
-	b.ReportMetric(float64(cpuTime()-cpu0)/readings, "client-cpu-ns/reading")
-}
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	b.ReportMetric(float64(testenv.CPUTime()-cpu0)/readings, "client-cpu-ns/reading")
 }
 
 func TestGZipWrites(t *testing.T) {

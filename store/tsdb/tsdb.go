@@ -41,6 +41,7 @@
 package tsdb
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -375,7 +376,7 @@ func (s *Store) Query(ctx context.Context, q hv.Query) ([]hv.Series, error) {
 	out := make([]hv.Series, 0, len(byDevice))
 	for _, a := range byDevice {
 		if a.merged {
-			slices.SortStableFunc(a.series.Points, func(x, y hv.Point) int { return cmpInt(x.Time, y.Time) })
+			slices.SortStableFunc(a.series.Points, func(x, y hv.Point) int { return cmp.Compare(x.Time, y.Time) })
 		}
 		if q.Every > 0 {
 			a.series.Points = hv.Aggregate(a.series.Points, q.Every, q.Agg)
@@ -384,16 +385,6 @@ func (s *Store) Query(ctx context.Context, q hv.Query) ([]hv.Series, error) {
 	}
 	slices.SortFunc(out, func(x, y hv.Series) int { return strings.Compare(x.Device, y.Device) })
 	return out, nil
-}
-
-func cmpInt(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func seriesOf(ls labels.Labels, m hv.Metric) hv.Series {
@@ -499,7 +490,7 @@ func (s *Store) Last(ctx context.Context, metrics []hv.Metric, since int64) ([]h
 		if err := cit.Err(); err != nil {
 			return nil, fmt.Errorf("tsdb: last: %w", err)
 		}
-		slices.SortFunc(metas, func(a, b chunks.Meta) int { return cmpInt(b.MaxTime, a.MaxTime) })
+		slices.SortFunc(metas, func(a, b chunks.Meta) int { return cmp.Compare(b.MaxTime, a.MaxTime) })
 		bestT, found := int64(math.MinInt64), false
 		var bestV float64
 		for _, c := range metas {

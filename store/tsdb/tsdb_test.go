@@ -18,6 +18,7 @@ import (
 	ptsdb "github.com/prometheus/prometheus/tsdb"
 
 	hv "github.com/useda02/hyperviseur"
+	"github.com/useda02/hyperviseur/internal/testenv"
 	"github.com/useda02/hyperviseur/store/storetest"
 )
 
@@ -285,7 +286,7 @@ func BenchmarkWrite(b *testing.B) {
 	next := 0
 	ts := t0
 	b.ReportAllocs()
-	cpu0 := cpuTime()
+	cpu0 := testenv.CPUTime()
 	for b.Loop() {
 		for i := range rs {
 			d := next % series
@@ -307,15 +308,7 @@ func BenchmarkWrite(b *testing.B) {
 	b.ReportMetric(1e9/perReading, "readings/s")
 	// CPU time of the whole process (tsdb's background goroutines and GC included) is what the service's
 	// budget is about, and it stays meaningful on a busy machine where wall time does not.
-	b.ReportMetric(float64(cpuTime()-cpu0)/readings, "cpu-ns/reading")
-}
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	b.ReportMetric(float64(testenv.CPUTime()-cpu0)/readings, "cpu-ns/reading")
 }
 
 func TestLastAcrossBlocksAndOutOfOrder(t *testing.T) {
