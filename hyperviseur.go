@@ -10,8 +10,7 @@ import (
 
 // Sentinel errors shared by every package. Wrap them with %w and a prefix saying what was being done.
 var (
-	ErrNotFound = errors.New("not found")
-	ErrInvalid  = errors.New("invalid")
+	ErrInvalid = errors.New("invalid")
 	// ErrUnavailable means a dependency (store, broker) cannot be reached; the caller may retry.
 	ErrUnavailable = errors.New("unavailable")
 )

@@ -6,7 +6,6 @@ import (
 	"math"
 	"slices"
 	"strings"
-	"time"
 )
 
 // Store is a time-series store of readings. Every engine (embedded TSDB, InfluxDB) passes the same conformance
@@ -188,9 +187,6 @@ func WindowStart(t, every int64) int64 {
 
 // ValidValue reports whether v can be stored (not NaN nor ±Inf).
 func ValidValue(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
-
-// Millis converts a time to Unix milliseconds.
-func Millis(t time.Time) int64 { return t.UnixMilli() }
 
 // Newest keeps the newest reading of each (device, metric): engines build Store.Last with it.
 type Newest map[newestKey]Reading

@@ -3,7 +3,6 @@ package ingest
 import (
 	"sync"
 	"time"
-	"unicode/utf8"
 )
 
 // logLimiter lets one log line per key through per period, so a device spamming bad payloads costs one line a
@@ -31,5 +30,3 @@ func (l *logLimiter) allow(key string, now time.Time) bool {
 	l.last[key] = now
 	return true
 }
-
-func isUTF8(b []byte) bool { return utf8.Valid(b) }

@@ -10,9 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	hv "github.com/useda02/hyperviseur"
 	"github.com/useda02/hyperviseur/ingest/decode"
@@ -153,7 +153,7 @@ func (p *Pipeline) readings(src *Source, topic string, payload []byte, now time.
 		if err != nil {
 			return nil, &rejection{device: s.Device, reason: err.Error()}
 		}
-		if math.IsNaN(value) || math.IsInf(value, 0) {
+		if !hv.ValidValue(value) {
 			return nil, &rejection{device: s.Device, reason: fmt.Sprintf("%s: value is not a finite number", s.Name)}
 		}
 		t := nowMS
@@ -212,8 +212,8 @@ type deadLetterMsg struct {
 	Device     string    `json:"device,omitempty"`
 	Reason     string    `json:"reason"`
 	ReceivedAt time.Time `json:"received_at"`
-	Payload    string    `json:"payload"` // as received when it is valid UTF-8, else base64 in PayloadB64
-	PayloadB64 []byte    `json:"payload_base64,omitempty"`
+	Payload    string    `json:"payload,omitempty"`        // as received when it is valid UTF-8…
+	PayloadB64 []byte    `json:"payload_base64,omitempty"` // …else base64, so no byte is lost
 }
 
 func (p *Pipeline) reject(ctx context.Context, src *Source, topic string, payload []byte, rej *rejection, now time.Time) {
@@ -229,7 +229,7 @@ func (p *Pipeline) reject(ctx context.Context, src *Source, topic string, payloa
 	if len(body) > p.cfg.MaxPayload {
 		body = body[:1024]
 	}
-	if json.Valid(body) || isUTF8(body) {
+	if utf8.Valid(body) {
 		msg.Payload = string(body)
 	} else {
 		msg.PayloadB64 = body

@@ -194,3 +194,18 @@ func TestPipelineRejectedMessageMovesNoCounter(t *testing.T) {
 		t.Fatalf("deltas %v, want [1.5]", deltas)
 	}
 }
+
+// TestPipelineDeadLetterKeepsBinaryPayload: a payload that is not UTF-8 travels base64-encoded, byte for byte.
+func TestPipelineDeadLetterKeepsBinaryPayload(t *testing.T) {
+	f := newPipelineFixture(t)
+	raw := string([]byte{0xff, 0xfe, 0x00, 0x7b, 0x80})
+	f.handle(t, "hv/elec-1/up", "json", raw)
+	dead := f.deadLetters()
+	if len(dead) != 1 || string(dead[0].PayloadB64) != raw || dead[0].Payload != "" {
+		t.Fatalf("dead letter %+v, want the raw bytes in payload_base64", dead)
+	}
+	f.handle(t, "hv/elec-1/up", "json", `{"power_w":"fort"}`)
+	if dead = f.deadLetters(); len(dead) != 2 || dead[1].Payload != `{"power_w":"fort"}` {
+		t.Fatalf("UTF-8 payload not kept as text: %+v", dead[1])
+	}
+}
