@@ -11,18 +11,16 @@ import (
 	hv "github.com/useda02/hyperviseur"
 )
 
-// Spool is the on-disk queue that takes batches the store refused (package spool implements it).
+// Spool is the on-disk queue that takes batches the store refused (package spool implements it). Any Append
+// error (full, disk failing) means the batch is not durable: the writer then holds it and its acks, which stops
+// reading from the broker, so the broker queues instead of anything being lost.
 type Spool interface {
-	// Append must be durable when it returns nil; it fails with an error wrapping ErrSpoolFull when full.
+	// Append must be durable when it returns nil.
 	Append(rs []hv.Reading) error
 	Replay(ctx context.Context, write func(ctx context.Context, rs []hv.Reading) error) (int, error)
 	Bytes() int64
 	Pending() int
 }
-
-// ErrSpoolFull is what a Spool returns when it cannot take a batch; the writer then holds the batch and its
-// acks, which stops reading from the broker: the broker queues instead of anything being lost.
-var ErrSpoolFull = errors.New("spool full")
 
 // WriterConfig sizes the batching.
 type WriterConfig struct {
@@ -47,7 +45,6 @@ type Writer struct {
 	batches chan *batch
 	kick    chan struct{}
 	healthy atomic.Bool // the last store write succeeded
-	done    chan struct{}
 }
 
 type item struct {
@@ -68,7 +65,6 @@ func NewWriter(cfg WriterConfig, store hv.Store, spool Spool, m *Metrics, log *s
 		in:      make(chan item, cfg.QueueSize),
 		batches: make(chan *batch, cfg.Writers),
 		kick:    make(chan struct{}, 1),
-		done:    make(chan struct{}),
 	}
 	w.healthy.Store(true)
 	return w
@@ -90,7 +86,8 @@ func (w *Writer) Submit(ctx context.Context, rs []hv.Reading, ack func()) error 
 func (w *Writer) Healthy() bool { return w.healthy.Load() }
 
 // Run batches and writes until ctx ends, then drains what was submitted (writing or spooling it, and
-// acknowledging it) before returning. drainCtx bounds that drain.
+// acknowledging it) before returning. drainTimeout bounds that drain: what is still unwritten then stays
+// unacknowledged, and the broker redelivers it.
 func (w *Writer) Run(ctx context.Context, drainTimeout time.Duration) {
 	var wg sync.WaitGroup
 	for range w.cfg.Writers {
@@ -115,7 +112,6 @@ func (w *Writer) Run(ctx context.Context, drainTimeout time.Duration) {
 	}
 	stopReplay()
 	rwg.Wait()
-	close(w.done)
 }
 
 // batchLoop cuts batches by size or age. On ctx end it takes what is already queued and stops.

@@ -55,7 +55,7 @@ func (m *memSpool) Append(rs []hv.Reading) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if len(m.batches) >= m.cap {
-		return ErrSpoolFull
+		return errors.New("mem spool full")
 	}
 	m.batches = append(m.batches, rs)
 	return nil

@@ -82,7 +82,7 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger, demo bool) error {
 	writer := ingest.NewWriter(ingest.WriterConfig{
 		BatchSize: cfg.Ingest.BatchSize, FlushInterval: cfg.Ingest.FlushInterval, Writers: cfg.Ingest.Writers,
 		QueueSize: cfg.Ingest.QueueSize, WriteTimeout: cfg.Ingest.WriteTimeout,
-	}, store, spoolAdapter{sp}, metrics, log.With("component", "writer"), state.Update)
+	}, store, sp, metrics, log.With("component", "writer"), state.Update)
 
 	sources := make([]*ingest.Source, 0, len(cfg.MQTT.Topics))
 	for _, t := range cfg.MQTT.Topics {
@@ -259,15 +259,4 @@ func trimNewline(b []byte) []byte {
 		b = b[:len(b)-1]
 	}
 	return b
-}
-
-// spoolAdapter maps the spool's full error onto the writer's.
-type spoolAdapter struct{ *spool.Spool }
-
-func (a spoolAdapter) Append(rs []hv.Reading) error {
-	if err := a.Spool.Append(rs); errors.Is(err, spool.ErrFull) {
-		return fmt.Errorf("%w: %w", ingest.ErrSpoolFull, err)
-	} else {
-		return err
-	}
 }
