@@ -116,7 +116,7 @@ func (p *Pipeline) readings(src *Source, topic string, payload []byte, now time.
 	if len(payload) > p.cfg.MaxPayload {
 		return nil, &rejection{reason: fmt.Sprintf("payload of %d bytes exceeds the %d-byte limit", len(payload), p.cfg.MaxPayload)}
 	}
-	samples, err := src.decoder.Decode(topic, payload, (*sp)[:0])
+	samples, err := safeDecode(src.decoder, topic, payload, (*sp)[:0])
 	*sp = samples
 	if err != nil {
 		return nil, &rejection{reason: err.Error()}
@@ -198,6 +198,17 @@ func (p *Pipeline) readings(src *Source, topic string, payload []byte, now time.
 		}
 	}
 	return rs, nil
+}
+
+// safeDecode runs a decoder, turning a panic into a rejection. Decoders must not panic (their fuzz targets
+// check it), but a service that stops on one bad payload would break the first promise of ingest.
+func safeDecode(d decode.Decoder, topic string, payload []byte, dst []decode.Sample) (out []decode.Sample, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			out, err = dst[:0], fmt.Errorf("decoder failed on this payload (a bug, please report it): %v", r)
+		}
+	}()
+	return d.Decode(topic, payload, dst)
 }
 
 type indexRef struct {

@@ -209,3 +209,18 @@ func TestPipelineDeadLetterKeepsBinaryPayload(t *testing.T) {
 		t.Fatalf("UTF-8 payload not kept as text: %+v", dead[1])
 	}
 }
+
+// TestPipelineSurvivesDecoderPanic: a decoder bug costs one dead-lettered message, not the service.
+func TestPipelineSurvivesDecoderPanic(t *testing.T) {
+	f := newPipelineFixture(t)
+	src := &Source{Name: "bug", Topic: "x", Format: "bug", decoder: decode.DecoderFunc(
+		func(string, []byte, []decode.Sample) ([]decode.Sample, error) { panic("index out of range") })}
+	var acked atomic.Bool
+	if err := f.p.Handle(context.Background(), src, "x", []byte("{}"), func() { acked.Store(true) }); err != nil {
+		t.Fatal(err)
+	}
+	dead := f.deadLetters()
+	if !acked.Load() || len(dead) != 1 || !strings.Contains(dead[0].Reason, "index out of range") {
+		t.Fatalf("acked=%v dead letters %+v: want the panic dead-lettered and the message acknowledged", acked.Load(), dead)
+	}
+}

@@ -34,7 +34,9 @@ func decodeFlat(topic string, payload []byte, dst []Sample) ([]Sample, error) {
 	pooled := flatPool.Get().(*map[string]jsonValue)
 	obj := *pooled
 	defer func() {
-		if len(obj) <= maxPooledKeys {
+		// encoding/json sets the map to nil for the payload null: such a map must not go back to the pool,
+		// where the next decode would write into it.
+		if obj != nil && len(obj) <= maxPooledKeys {
 			clear(obj)
 			*pooled = obj
 			flatPool.Put(pooled)

@@ -69,3 +69,17 @@ func FuzzScanFlatObject(f *testing.F) {
 		}
 	})
 }
+
+// TestFlatAfterNullPayload: the payload null once made the pooled map nil, and the next decode panicked
+// writing into it (found by the fuzz smoke run in CI).
+func TestFlatAfterNullPayload(t *testing.T) {
+	for range 3 {
+		if _, err := decodeFlat("hv/d/up", []byte("null"), nil); err == nil {
+			t.Fatal("null payload accepted")
+		}
+		s, err := decodeFlat("hv/d/up", []byte(`{"power_w":5}`), nil)
+		if err != nil || len(s) != 1 || s[0].Value != 5 {
+			t.Fatalf("decode after null: %v %v", s, err)
+		}
+	}
+}
