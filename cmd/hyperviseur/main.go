@@ -98,7 +98,7 @@ func rootCmd() *cobra.Command {
 			return nil
 		},
 	}
-	root.AddCommand(serve, demo, versionCmd, configCmd, tokenCmd)
+	root.AddCommand(serve, demo, versionCmd, configCmd, tokenCmd, simulateCmd())
 	return root
 }
 
