@@ -59,6 +59,7 @@ type service struct {
 	t       testing.TB
 	dir     string
 	config  string
+	demo    []string
 	HTTP    string // http://127.0.0.1:port
 	Broker  string // tcp://…
 	cmd     *exec.Cmd
@@ -72,12 +73,13 @@ type serviceOptions struct {
 	Broker   string // empty: embedded broker on a free port
 	InfluxDB string // empty: embedded TSDB; else the influx URL, with Bucket
 	Bucket   string
-	Extra    string // more YAML appended to the config
+	Extra    string   // more YAML appended to the config
+	Demo     []string // run `hyperviseur demo` with these flags instead of `serve`
 }
 
 func startService(t testing.TB, o serviceOptions) *service {
 	t.Helper()
-	s := &service{t: t, dir: t.TempDir()}
+	s := &service{t: t, dir: t.TempDir(), demo: o.Demo}
 	httpPort := testenv.FreePort(t)
 	s.HTTP = fmt.Sprintf("http://127.0.0.1:%d", httpPort)
 	var b strings.Builder
@@ -129,6 +131,9 @@ func tail(b []byte, n int) []byte {
 func (s *service) start() {
 	s.t.Helper()
 	args := []string{"serve", "--config", s.config}
+	if s.demo != nil {
+		args = append([]string{"demo", "--config", s.config}, s.demo...)
+	}
 	if p := os.Getenv("HV_E2E_CPUPROFILE"); p != "" {
 		// Profiling a benchmark: the service writes its CPU profile there when it stops.
 		args = append(args, "--cpuprofile", p)

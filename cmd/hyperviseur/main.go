@@ -53,16 +53,20 @@ func rootCmd() *cobra.Command {
 		Use:   "serve",
 		Short: "Run the service",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runService(cmd.Context(), configFile, false)
+			return runService(cmd.Context(), configFile, nil)
 		},
 	}
+	demoOpts := &demoOptions{}
 	demo := &cobra.Command{
 		Use:   "demo",
-		Short: "Run the service with the simulated demo fleet publishing to it",
+		Short: "Run the service with the simulated Aisne fleet (its own registry) publishing to it",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runService(cmd.Context(), configFile, true)
+			return runService(cmd.Context(), configFile, demoOpts)
 		},
 	}
+	demo.Flags().Uint64Var(&demoOpts.Seed, "seed", 1, "fleet seed: the same seed gives the same fleet")
+	demo.Flags().StringSliceVar(&demoOpts.EPCIs, "epci", nil, "only the fleet of these EPCI (SIREN codes); default the whole département")
+	demo.Flags().Float64Var(&demoOpts.Speed, "speed", 1, "clock speed; above 1 the last day is replayed accelerated, then real time")
 	versionCmd := &cobra.Command{
 		Use:   "version",
 		Short: "Print the version",
@@ -103,7 +107,7 @@ func rootCmd() *cobra.Command {
 }
 
 // runService runs until SIGINT or SIGTERM.
-func runService(parent context.Context, configFile string, demo bool) error {
+func runService(parent context.Context, configFile string, demo *demoOptions) error {
 	cfg, err := LoadConfig(configFile)
 	if err != nil {
 		return err

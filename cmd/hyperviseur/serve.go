@@ -24,6 +24,7 @@ import (
 	"github.com/useda02/hyperviseur/live"
 	"github.com/useda02/hyperviseur/registry"
 	"github.com/useda02/hyperviseur/simulators"
+	"github.com/useda02/hyperviseur/simulators/fleet"
 	"github.com/useda02/hyperviseur/spool"
 	"github.com/useda02/hyperviseur/store/influx"
 	"github.com/useda02/hyperviseur/store/tsdb"
@@ -31,8 +32,17 @@ import (
 
 // run wires the service together and runs it until ctx ends, then shuts down in the order that loses
 // nothing: stop taking messages, write or spool what was taken and acknowledge it, then disconnect.
-func run(ctx context.Context, cfg *Config, log *slog.Logger, demo bool) error {
-	reg, err := loadRegistry(cfg)
+func run(ctx context.Context, cfg *Config, log *slog.Logger, demo *demoOptions) error {
+	var (
+		reg *registry.Registry
+		sim *fleet.Fleet
+		err error
+	)
+	if demo != nil {
+		reg, sim, err = demoFleet(cfg, demo)
+	} else {
+		reg, err = loadRegistry(cfg)
+	}
 	if err != nil {
 		return err
 	}
@@ -137,9 +147,10 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger, demo bool) error {
 	go func() { writer.Run(writerCtx, 15*time.Second); close(writerDone) }()
 	consumer.Start()
 
-	if demo {
-		go simulators.RunDemo(ctx, simulators.DemoConfig{Broker: brokerURL, Devices: reg.Devices(), Interval: 10 * time.Second, Seed: 1},
-			log.With("component", "demo"))
+	if demo != nil {
+		pc := simulators.PublishConfig{Broker: brokerURL, ClientID: "hyperviseur-demo-fleet", Speed: demo.Speed, CatchUp: 24 * time.Hour}
+		runner := simulators.NewRunner(sim, demo.Seed, pc.Start(time.Now()))
+		go simulators.Publish(ctx, pc, runner, log.With("component", "demo"))
 	}
 
 	select {
@@ -183,6 +194,34 @@ func restoreCounters(ctx context.Context, store hv.Store, sp *spool.Spool, reten
 		return nil, fmt.Errorf("restore counter state from the spool: %w", err)
 	}
 	return counters, nil
+}
+
+// demoOptions choose the simulated fleet of `hyperviseur demo`.
+type demoOptions struct {
+	Seed  uint64
+	EPCIs []string
+	Speed float64
+}
+
+// demoFleet generates the fleet and loads it as the registry: the demo brings its own devices.
+func demoFleet(cfg *Config, o *demoOptions) (*registry.Registry, *fleet.Fleet, error) {
+	if len(cfg.Registry.Files) > 0 {
+		return nil, nil, fmt.Errorf("registry.files: the demo generates its own registry from the fleet; unset it")
+	}
+	territory, err := registry.DefaultTerritory()
+	if err != nil {
+		return nil, nil, err
+	}
+	f, err := fleet.Generate(territory, fleet.Options{Seed: o.Seed, EPCIs: o.EPCIs})
+	if err != nil {
+		return nil, nil, fmt.Errorf("demo fleet: %w", err)
+	}
+	y, err := f.YAML()
+	if err != nil {
+		return nil, nil, fmt.Errorf("demo fleet: %w", err)
+	}
+	reg, err := registry.LoadBytes(territory, "demo fleet", y)
+	return reg, f, err
 }
 
 func loadRegistry(cfg *Config) (*registry.Registry, error) {

@@ -1,0 +1,51 @@
+package e2e
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+// TestDemoIntegration: `hyperviseur demo` runs the simulated fleet of one EPCI against the embedded stack:
+// every decoder sees traffic, nothing is invalid, unmapped or unregistered, and devices have live values.
+func TestDemoIntegration(t *testing.T) {
+	svc := startService(t, serviceOptions{Demo: []string{"--epci", "200043495", "--speed", "3600"}})
+	eventually(t, 60*time.Second, "every decoder busy", func() (bool, string) {
+		state := ""
+		ok := true
+		for _, src := range []string{"hv", "lp", "chirpstack", "tts"} {
+			n := svc.metricValue("hyperviseur_ingest_messages_total", "source", src, "outcome", "ok")
+			state += fmt.Sprintf("%s=%g ", src, n)
+			ok = ok && n >= 20
+		}
+		return ok, state
+	})
+	for _, m := range []string{"hyperviseur_ingest_unmapped_total"} {
+		if n := svc.metricValue(m); n != 0 {
+			t.Errorf("%s = %g, want 0: the fleet sends keys the registry does not map", m, n)
+		}
+	}
+	if n := svc.metricValue("hyperviseur_ingest_messages_total", "outcome", "invalid"); n != 0 {
+		t.Errorf("%g invalid messages from the simulated fleet", n)
+	}
+	var devices struct {
+		Devices []struct {
+			ID       string `json:"id"`
+			LastSeen string `json:"last_seen"`
+		} `json:"devices"`
+		Unregistered []struct{ ID string } `json:"unregistered"`
+	}
+	if code := svc.get("/api/v1/devices", nil, &devices); code != 200 {
+		t.Fatalf("devices: HTTP %d", code)
+	}
+	heard := 0
+	for _, d := range devices.Devices {
+		if d.LastSeen != "" {
+			heard++
+		}
+	}
+	if len(devices.Devices) < 300 || heard < len(devices.Devices)/2 || len(devices.Unregistered) != 0 {
+		t.Errorf("%d devices registered, %d heard, %d unregistered: want the Pays de Laon fleet, mostly heard, none unknown",
+			len(devices.Devices), heard, len(devices.Unregistered))
+	}
+}

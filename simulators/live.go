@@ -1,0 +1,261 @@
+// Package simulators makes devices that behave like the Aisne fleet: simulators/fleet generates the fleet
+// over the real territory, simulators/model gives each building, street light and weather station its
+// behaviour, and the Runner here turns them into the MQTT messages real devices would send, each device in
+// its own payload format, on its own reporting interval.
+package simulators
+
+import (
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	hv "github.com/useda02/hyperviseur"
+	"github.com/useda02/hyperviseur/simulators/fleet"
+	"github.com/useda02/hyperviseur/simulators/model"
+)
+
+// Message is one MQTT publication.
+type Message struct {
+	Topic   string
+	Payload []byte
+}
+
+// Runner advances the fleet in time. It is not safe for concurrent use; time only moves forward.
+type Runner struct {
+	devices  []*simDevice
+	weather  *model.Weather
+	profiles map[string]map[string]hv.KeyMap
+	observe  func(device string, t time.Time, vals map[hv.Metric]float64) // tests: what each report carried
+}
+
+type simDevice struct {
+	fleet.Device
+	building model.Building
+	index    *model.Index // the device's cumulative index (energy, volume or heat)
+	hours    model.OperatingHours
+	next     time.Time // next report
+}
+
+// NewRunner prepares the fleet to report from start on. Each device's first report falls at a point of its
+// interval derived from its id, so a fleet's messages spread over time instead of arriving in one burst.
+func NewRunner(f *fleet.Fleet, seed uint64, start time.Time) *Runner {
+	r := &Runner{weather: model.NewWeather(seed), profiles: f.Profiles}
+	sites := make(map[string]hv.Site, len(f.Sites))
+	for _, s := range f.Sites {
+		sites[s.ID] = s
+	}
+	heating := map[string]string{} // site → how it is heated, from the meters it has
+	for _, d := range f.Devices {
+		switch d.Fluid {
+		case hv.Gas:
+			heating[d.Site] = model.HeatingGas
+		case hv.Heat:
+			heating[d.Site] = model.HeatingNetwork
+		}
+	}
+	for _, d := range f.Devices {
+		h := hash(d.ID)
+		sd := &simDevice{Device: d}
+		site := sites[d.Site]
+		if d.Kind == hv.DeviceMeter {
+			heat := heating[d.Site]
+			if heat == "" {
+				heat = model.HeatingElectric
+			}
+			sd.building = model.Building{Usage: site.Usage, SurfaceM2: site.SurfaceM2, Heating: heat, Seed: h}
+		}
+		scale := model.ScaleWToKWh
+		if d.Fluid == hv.Gas || d.Fluid == hv.Water {
+			scale = model.ScaleM3hToM3
+		}
+		// Indexes start where a meter in service for years would be.
+		sd.index = model.NewIndex(float64(1000+h%50000), scale)
+		every := d.Interval
+		if every <= 0 {
+			every = 10 * time.Minute
+		}
+		sd.next = start.Truncate(every).Add(time.Duration(h % uint64(every)))
+		if sd.next.Before(start) {
+			sd.next = sd.next.Add(every)
+		}
+		r.devices = append(r.devices, sd)
+	}
+	return r
+}
+
+func hash(s string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(s))
+	return h.Sum64()
+}
+
+// Devices is the number of simulated devices.
+func (r *Runner) Devices() int { return len(r.devices) }
+
+// Due returns the messages of every device whose report falls at or before t, oldest first, and moves each
+// on by its interval. A device that missed several reports sends them all, as one back from an outage does.
+func (r *Runner) Due(t time.Time) []Message {
+	var out []Message
+	for _, d := range r.devices {
+		for !d.next.After(t) {
+			out = append(out, r.report(d, d.next))
+			d.next = d.next.Add(d.Interval)
+			if d.Interval <= 0 {
+				d.next = t.Add(time.Nanosecond)
+			}
+		}
+	}
+	return out
+}
+
+// values returns what a device measures at t, in canonical metrics, advancing its indexes.
+func (r *Runner) values(d *simDevice, t time.Time) map[hv.Metric]float64 {
+	v := map[hv.Metric]float64{}
+	switch d.Kind {
+	case hv.DeviceWeather:
+		v[hv.TemperatureC] = round(r.weather.Temperature(t), 1)
+	case hv.DeviceLightingController:
+		level := DefaultLevel(t)
+		perLamp := d.NominalW / float64(max(1, d.Luminaires))
+		power := model.LampPowerW(perLamp, level, d.LED) * float64(max(1, d.Luminaires))
+		v[hv.LevelPct] = level
+		v[hv.PowerW] = round(power, 1)
+		v[hv.EnergyKWh] = round(d.index.Advance(t, power), 3)
+		v[hv.OperatingHours] = round(d.hours.Advance(t, level > 0), 3)
+		v[hv.LampFailure], v[hv.DoorOpen] = 0, 0
+	default:
+		s := d.building.Sample(t, r.weather)
+		switch d.Fluid {
+		case hv.Gas:
+			v[hv.VolumeM3] = round(d.index.Advance(t, s.GasM3h), 3)
+		case hv.Water:
+			v[hv.VolumeM3] = round(d.index.Advance(t, s.WaterM3h), 3)
+		case hv.Heat:
+			v[hv.HeatKWh] = round(d.index.Advance(t, s.HeatW), 3)
+			v[hv.PowerW] = round(s.HeatW, 1)
+		default:
+			v[hv.EnergyKWh] = round(d.index.Advance(t, s.ElectricW), 3)
+			v[hv.PowerW] = round(s.ElectricW, 1)
+		}
+	}
+	return v
+}
+
+// DefaultLevel is the dimming level of a street light with no program of its own yet (programs come with the
+// street-lighting issue): full from 18:00, half through the night from 23:00, off at 07:00, Paris time.
+func DefaultLevel(t time.Time) float64 {
+	h := t.In(model.Paris()).Hour()
+	switch {
+	case h >= 18 && h < 23:
+		return 100
+	case h >= 23 || h < 7:
+		return 50
+	}
+	return 0
+}
+
+func round(v float64, digits int) float64 {
+	p := math.Pow(10, float64(digits))
+	return math.Round(v*p) / p
+}
+
+// report encodes the device's values at t in its format.
+func (r *Runner) report(d *simDevice, t time.Time) Message {
+	vals := r.values(d, t)
+	if r.observe != nil {
+		r.observe(d.ID, t, vals)
+	}
+	// Keys in a fixed order, so a device's payloads are reproducible.
+	metrics := make([]hv.Metric, 0, len(vals))
+	for m := range vals {
+		metrics = append(metrics, m)
+	}
+	slices.Sort(metrics)
+	switch d.Format {
+	case fleet.FormatChirpStack, fleet.FormatTTS:
+		return r.lorawan(d, t, vals)
+	case fleet.FormatLineProtocol:
+		var b strings.Builder
+		b.WriteString("meter,device=" + d.ID + " ")
+		for i, m := range metrics {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(string(m) + "=" + strconv.FormatFloat(inDeviceUnit(d, m, vals[m]), 'f', -1, 64))
+		}
+		b.WriteString(" " + strconv.FormatInt(t.UnixNano(), 10))
+		return Message{"hv/lp", []byte(b.String())}
+	case fleet.FormatSenML:
+		recs := make([]map[string]any, len(metrics))
+		for i, m := range metrics {
+			recs[i] = map[string]any{"n": string(m), "u": hv.Metric(m).Unit(), "v": vals[m]}
+			if recs[i]["u"] == "" {
+				delete(recs[i], "u")
+			}
+		}
+		recs[0]["bn"] = d.ID + "/"
+		recs[0]["bt"] = float64(t.UnixMilli()) / 1000
+		b, _ := json.Marshal(recs)
+		return Message{"hv/" + d.ID + "/up", b}
+	default:
+		obj := map[string]any{"ts": t.UnixMilli()}
+		for _, m := range metrics {
+			obj[string(m)] = inDeviceUnit(d, m, vals[m])
+		}
+		b, _ := json.Marshal(obj)
+		return Message{"hv/" + d.ID + "/up", b}
+	}
+}
+
+// inDeviceUnit converts a canonical value to the unit a device with a unit hint sends bare numbers in.
+func inDeviceUnit(d *simDevice, m hv.Metric, v float64) float64 {
+	if u := d.Units[m]; u != "" {
+		return fromCanonical(u, v)
+	}
+	return v
+}
+
+// fromCanonical converts a value from its metric's canonical unit to unit: the units the fleet's hints and
+// LoRaWAN profiles use.
+func fromCanonical(unit string, v float64) float64 {
+	switch unit {
+	case "Wh", "L":
+		return math.Round(v * 1000)
+	case "kW":
+		return v / 1000
+	}
+	return v
+}
+
+// lorawan wraps the values, under the keys and units of the device's profile, in a ChirpStack v4 or The
+// Things Stack v3 uplink.
+func (r *Runner) lorawan(d *simDevice, t time.Time, vals map[hv.Metric]float64) Message {
+	object := map[string]float64{}
+	for key, km := range r.profiles[d.Profile] {
+		if v, ok := vals[km.Metric]; ok {
+			object[key] = fromCanonical(km.Unit, v)
+		}
+	}
+	ts := t.UTC().Format(time.RFC3339Nano)
+	if d.Format == fleet.FormatChirpStack {
+		b, _ := json.Marshal(map[string]any{
+			"deduplicationId": fmt.Sprintf("%016x", hash(d.ID+ts)),
+			"time":            ts,
+			"deviceInfo":      map[string]any{"devEui": d.ID, "deviceProfileName": d.Profile, "applicationId": "aisne"},
+			"fPort":           2,
+			"object":          object,
+		})
+		return Message{"application/aisne/device/" + d.ID + "/event/up", b}
+	}
+	b, _ := json.Marshal(map[string]any{
+		"end_device_ids": map[string]any{"device_id": d.ID, "application_ids": map[string]string{"application_id": "aisne"}},
+		"received_at":    ts,
+		"uplink_message": map[string]any{"decoded_payload": object, "received_at": ts, "f_port": 2},
+	})
+	return Message{"v3/aisne@ttn/devices/" + d.ID + "/up", b}
+}
