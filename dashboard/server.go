@@ -92,6 +92,7 @@ func New(deps Deps, logger *slog.Logger) *Server {
 		{"GET", "/api/v1/devices/{id}/latest", allRoles, s.latest},
 		{"GET", "/api/v1/series", allRoles, s.series},
 		{"GET", "/api/v1/ingest/formats", allRoles, s.formats},
+		{"GET", "/api/v1/lighting/sun", allRoles, s.sunTimes},
 	}
 	for _, rt := range s.routes {
 		s.mux.Handle(rt.method+" "+rt.path, s.wrap(rt))

@@ -102,7 +102,7 @@ func rootCmd() *cobra.Command {
 			return nil
 		},
 	}
-	root.AddCommand(serve, demo, versionCmd, configCmd, tokenCmd, simulateCmd())
+	root.AddCommand(serve, demo, versionCmd, configCmd, tokenCmd, simulateCmd(), lightingCmd())
 	return root
 }
 

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/useda02/hyperviseur/registry"
@@ -39,5 +41,27 @@ func TestSimulateFleetCommand(t *testing.T) {
 	}
 	if again := run("simulate", "fleet", "--seed", "7", "--epci", "200043495"); !bytes.Equal(again, laon) {
 		t.Fatal("same seed, different fleet")
+	}
+}
+
+func TestLightingSunCommand(t *testing.T) {
+	var out bytes.Buffer
+	cmd := rootCmd()
+	cmd.SetOut(&out)
+	cmd.SetArgs([]string{"lighting", "sun", "--commune", "02691", "--from", "2027-01-01", "--days", "365"})
+	if err := cmd.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	var days []map[string]string
+	if err := json.Unmarshal(out.Bytes(), &days); err != nil {
+		t.Fatal(err)
+	}
+	if len(days) != 365 || days[0]["date"] != "2027-01-01" || days[364]["date"] != "2027-12-31" || days[180]["sunrise"] == "" {
+		t.Fatalf("%d days, first %v", len(days), days[0])
+	}
+	cmd = rootCmd()
+	cmd.SetArgs([]string{"lighting", "sun", "--commune", "99999"})
+	if err := cmd.Execute(); err == nil || !strings.Contains(err.Error(), "--commune") {
+		t.Fatalf("unknown commune: err = %v, want one naming --commune", err)
 	}
 }
