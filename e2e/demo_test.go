@@ -53,3 +53,17 @@ func TestDemoIntegration(t *testing.T) {
 			fmt.Sprintf("%d of %d devices heard", heard, len(devices.Devices))
 	})
 }
+
+// TestDemoFaultsIntegration: faults injected with --fault reach the service as their signatures: a
+// controller sending garbage is dead-lettered as invalid, a replaced meter's index restart is flagged.
+func TestDemoFaultsIntegration(t *testing.T) {
+	from := time.Now().Add(-12 * time.Hour).UTC().Format(time.RFC3339)
+	svc := startService(t, serviceOptions{Demo: []string{"--epci", "200043495", "--speed", "3600",
+		"--fault", "malformed:ctrl-armoire-02408-002",
+		"--fault", "index_reset:elec-mairie-02408:from=" + from}})
+	eventually(t, 90*time.Second, "both faults seen", func() (bool, string) {
+		invalid := svc.metricValue("hyperviseur_ingest_messages_total", "outcome", "invalid")
+		resets := svc.metricValue("hyperviseur_ingest_counter_events_total", "flag", "reset")
+		return invalid >= 10 && resets == 1, fmt.Sprintf("%g invalid messages, %g index resets", invalid, resets)
+	})
+}

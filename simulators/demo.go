@@ -16,6 +16,9 @@ type PublishConfig struct {
 	// timestamps stay consistent and never lie in the future, which ingest would rightly refuse.
 	Speed   float64
 	CatchUp time.Duration
+	// Faults are injected into the runner when publishing starts (ParseFaults reads them from --fault
+	// flags). One the runner refuses is logged and skipped: call Runner.Inject first to fail before starting.
+	Faults []Fault
 }
 
 // Start is where the runner's clock must start for cfg: now, or CatchUp ago when accelerated.
@@ -30,6 +33,13 @@ func (cfg PublishConfig) Start(now time.Time) time.Time {
 func Publish(ctx context.Context, cfg PublishConfig, r *Runner, log *slog.Logger) {
 	c := paho.NewClient(paho.NewClientOptions().AddBroker(cfg.Broker).SetClientID(cfg.ClientID).
 		SetCleanSession(true).SetAutoReconnect(true).SetConnectRetry(true).SetConnectRetryInterval(time.Second))
+	for _, f := range cfg.Faults {
+		if err := r.Inject(f); err != nil {
+			log.Error("fault not injected", "fault", f.String(), "err", err)
+			continue
+		}
+		log.Info("fault injected", "fault", f.String())
+	}
 	c.Connect().Wait()
 	defer c.Disconnect(250)
 	realStart := time.Now()

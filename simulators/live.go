@@ -1,7 +1,8 @@
 // Package simulators makes devices that behave like the Aisne fleet: simulators/fleet generates the fleet
 // over the real territory, simulators/model gives each building, street light and weather station its
 // behaviour, and the Runner here turns them into the MQTT messages real devices would send, each device in
-// its own payload format, on its own reporting interval.
+// its own payload format, on its own reporting interval. Faults (faults.go) make chosen devices misbehave
+// on demand, each with the signature in the data that the rules or ingest must recognise.
 package simulators
 
 import (
@@ -12,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	hv "github.com/useda02/hyperviseur"
@@ -23,14 +25,20 @@ import (
 type Message struct {
 	Topic   string
 	Payload []byte
+	Device  string // the device that sent it: not published, for whoever counts or filters messages
 }
 
-// Runner advances the fleet in time. It is not safe for concurrent use; time only moves forward.
+// Runner advances the fleet in time; time only moves forward. It is safe for concurrent use, so faults can
+// be injected and cleared while Publish runs it.
 type Runner struct {
-	devices  []*simDevice
-	weather  *model.Weather
-	profiles map[string]map[string]hv.KeyMap
-	observe  func(device string, t time.Time, vals map[hv.Metric]float64) // tests: what each report carried
+	mu        sync.Mutex
+	devices   []*simDevice
+	byID      map[string]*simDevice
+	heatMeter map[string]string // site → the meter its heating shows on
+	faults    []*faultState     // in injection order
+	weather   *model.Weather
+	profiles  map[string]map[string]hv.KeyMap
+	observe   func(device string, t time.Time, vals map[hv.Metric]float64) // tests: what each report carried
 }
 
 type simDevice struct {
@@ -39,12 +47,17 @@ type simDevice struct {
 	index    *model.Index // the device's cumulative index (energy, volume or heat)
 	hours    model.OperatingHours
 	next     time.Time // next report
+
+	faults  []*faultState // nil for nearly every device
+	backlog []Message     // offline: reports kept until the device comes back
+	held    *Message      // out_of_order: the message waiting to go after the next one
 }
 
 // NewRunner prepares the fleet to report from start on. Each device's first report falls at a point of its
 // interval derived from its id, so a fleet's messages spread over time instead of arriving in one burst.
 func NewRunner(f *fleet.Fleet, seed uint64, start time.Time) *Runner {
-	r := &Runner{weather: model.NewWeather(seed), profiles: f.Profiles}
+	r := &Runner{weather: model.NewWeather(seed), profiles: f.Profiles, byID: make(map[string]*simDevice, len(f.Devices)),
+		heatMeter: map[string]string{}}
 	sites := make(map[string]hv.Site, len(f.Sites))
 	for _, s := range f.Sites {
 		sites[s.ID] = s
@@ -54,8 +67,10 @@ func NewRunner(f *fleet.Fleet, seed uint64, start time.Time) *Runner {
 		switch d.Fluid {
 		case hv.Gas:
 			heating[d.Site] = model.HeatingGas
+			r.heatMeter[d.Site] = d.ID
 		case hv.Heat:
 			heating[d.Site] = model.HeatingNetwork
+			r.heatMeter[d.Site] = d.ID
 		}
 	}
 	for _, d := range f.Devices {
@@ -84,6 +99,7 @@ func NewRunner(f *fleet.Fleet, seed uint64, start time.Time) *Runner {
 			sd.next = sd.next.Add(every)
 		}
 		r.devices = append(r.devices, sd)
+		r.byID[d.ID] = sd
 	}
 	return r
 }
@@ -99,15 +115,29 @@ func (r *Runner) Devices() int { return len(r.devices) }
 
 // Due returns the messages of every device whose report falls at or before t, oldest first, and moves each
 // on by its interval. A device that missed several reports sends them all, as one back from an outage does.
+//
+// Faults (Inject) change what a device measures, what it stamps and writes, and what it delivers: an
+// offline device keeps its reports and sends them, in order, once its window is over.
 func (r *Runner) Due(t time.Time) []Message {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	var out []Message
 	for _, d := range r.devices {
 		for !d.next.After(t) {
-			out = append(out, r.report(d, d.next))
+			at := d.next
+			m := r.report(d, at)
+			if d.faults != nil || d.held != nil || len(d.backlog) > 0 {
+				out = d.deliver(d.corrupt(m, at), at, out)
+			} else {
+				out = append(out, m)
+			}
 			d.next = d.next.Add(d.Interval)
 			if d.Interval <= 0 {
 				d.next = t.Add(time.Nanosecond)
 			}
+		}
+		if d.held != nil || len(d.backlog) > 0 {
+			out = d.settle(t, out)
 		}
 	}
 	return out
@@ -120,16 +150,27 @@ func (r *Runner) values(d *simDevice, t time.Time) map[hv.Metric]float64 {
 	case hv.DeviceWeather:
 		v[hv.TemperatureC] = round(r.weather.Temperature(t), 1)
 	case hv.DeviceLightingController:
-		level := DefaultLevel(t)
-		perLamp := d.NominalW / float64(max(1, d.Luminaires))
-		power := model.LampPowerW(perLamp, level, d.LED) * float64(max(1, d.Luminaires))
+		level := r.level(d, t)
+		n := max(1, d.Luminaires)
+		failed := d.failedLamps(t, n)
+		perLamp := d.NominalW / float64(n)
+		// A failed luminaire's lamp is out but its node and driver stay powered.
+		power := model.LampPowerW(perLamp, level, d.LED)*float64(n-failed) + model.StandbyW*float64(failed)
+		d.resetIndex(t)
 		v[hv.LevelPct] = level
 		v[hv.PowerW] = round(power, 1)
 		v[hv.EnergyKWh] = round(d.index.Advance(t, power), 3)
 		v[hv.OperatingHours] = round(d.hours.Advance(t, level > 0), 3)
 		v[hv.LampFailure], v[hv.DoorOpen] = 0, 0
+		if failed > 0 {
+			v[hv.LampFailure] = 1
+		}
 	default:
 		s := d.building.Sample(t, r.weather)
+		if d.faults != nil {
+			s = r.faultySample(d, t, s)
+			d.resetIndex(t)
+		}
 		switch d.Fluid {
 		case hv.Gas:
 			v[hv.VolumeM3] = round(d.index.Advance(t, s.GasM3h), 3)
@@ -164,12 +205,22 @@ func round(v float64, digits int) float64 {
 	return math.Round(v*p) / p
 }
 
-// report encodes the device's values at t in its format.
+// report encodes the device's values at t in its format, stamped with the device's clock.
 func (r *Runner) report(d *simDevice, t time.Time) Message {
 	vals := r.values(d, t)
 	if r.observe != nil {
 		r.observe(d.ID, t, vals)
 	}
+	if d.faults != nil {
+		t = d.stamp(t)
+	}
+	m := r.encode(d, t, vals)
+	m.Device = d.ID
+	return m
+}
+
+// encode writes values in d's payload format with timestamp t.
+func (r *Runner) encode(d *simDevice, t time.Time, vals map[hv.Metric]float64) Message {
 	// Keys in a fixed order, so a device's payloads are reproducible.
 	metrics := make([]hv.Metric, 0, len(vals))
 	for m := range vals {
@@ -189,7 +240,7 @@ func (r *Runner) report(d *simDevice, t time.Time) Message {
 			b.WriteString(string(m) + "=" + strconv.FormatFloat(inDeviceUnit(d, m, vals[m]), 'f', -1, 64))
 		}
 		b.WriteString(" " + strconv.FormatInt(t.UnixNano(), 10))
-		return Message{"hv/lp", []byte(b.String())}
+		return Message{Topic: "hv/lp", Payload: []byte(b.String())}
 	case fleet.FormatSenML:
 		recs := make([]map[string]any, len(metrics))
 		for i, m := range metrics {
@@ -201,14 +252,14 @@ func (r *Runner) report(d *simDevice, t time.Time) Message {
 		recs[0]["bn"] = d.ID + "/"
 		recs[0]["bt"] = float64(t.UnixMilli()) / 1000
 		b, _ := json.Marshal(recs)
-		return Message{"hv/" + d.ID + "/up", b}
+		return Message{Topic: "hv/" + d.ID + "/up", Payload: b}
 	default:
 		obj := map[string]any{"ts": t.UnixMilli()}
 		for _, m := range metrics {
 			obj[string(m)] = inDeviceUnit(d, m, vals[m])
 		}
 		b, _ := json.Marshal(obj)
-		return Message{"hv/" + d.ID + "/up", b}
+		return Message{Topic: "hv/" + d.ID + "/up", Payload: b}
 	}
 }
 
@@ -250,12 +301,12 @@ func (r *Runner) lorawan(d *simDevice, t time.Time, vals map[hv.Metric]float64) 
 			"fPort":           2,
 			"object":          object,
 		})
-		return Message{"application/aisne/device/" + d.ID + "/event/up", b}
+		return Message{Topic: "application/aisne/device/" + d.ID + "/event/up", Payload: b}
 	}
 	b, _ := json.Marshal(map[string]any{
 		"end_device_ids": map[string]any{"device_id": d.ID, "application_ids": map[string]string{"application_id": "aisne"}},
 		"received_at":    ts,
 		"uplink_message": map[string]any{"decoded_payload": object, "received_at": ts, "f_port": 2},
 	})
-	return Message{"v3/aisne@ttn/devices/" + d.ID + "/up", b}
+	return Message{Topic: "v3/aisne@ttn/devices/" + d.ID + "/up", Payload: b}
 }

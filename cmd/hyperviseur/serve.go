@@ -38,12 +38,27 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger, demo *demoOptions) 
 		sim *fleet.Fleet
 		err error
 	)
+	var (
+		runner *simulators.Runner
+		pc     simulators.PublishConfig
+	)
 	if demo != nil {
 		reg, sim, err = demoFleet(cfg, demo)
-	} else {
-		reg, err = loadRegistry(cfg)
-	}
-	if err != nil {
+		if err != nil {
+			return err
+		}
+		// Faults are checked before anything starts, so a typo fails the command naming the flag.
+		if pc.Faults, err = simulators.ParseFaults(demo.Faults); err != nil {
+			return fmt.Errorf("--fault: %w", err)
+		}
+		pc.Speed, pc.CatchUp, pc.ClientID = demo.Speed, 24*time.Hour, "hyperviseur-demo-fleet"
+		runner = simulators.NewRunner(sim, demo.Seed, pc.Start(time.Now()))
+		for _, f := range pc.Faults {
+			if err := runner.Inject(f); err != nil {
+				return fmt.Errorf("--fault %s: %w", f, err)
+			}
+		}
+	} else if reg, err = loadRegistry(cfg); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(cfg.Storage.Path, 0o750); err != nil {
@@ -147,9 +162,8 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger, demo *demoOptions) 
 	go func() { writer.Run(writerCtx, 15*time.Second); close(writerDone) }()
 	consumer.Start()
 
-	if demo != nil {
-		pc := simulators.PublishConfig{Broker: brokerURL, ClientID: "hyperviseur-demo-fleet", Speed: demo.Speed, CatchUp: 24 * time.Hour}
-		runner := simulators.NewRunner(sim, demo.Seed, pc.Start(time.Now()))
+	if runner != nil {
+		pc.Broker = brokerURL
 		go simulators.Publish(ctx, pc, runner, log.With("component", "demo"))
 	}
 
@@ -198,9 +212,10 @@ func restoreCounters(ctx context.Context, store hv.Store, sp *spool.Spool, reten
 
 // demoOptions choose the simulated fleet of `hyperviseur demo`.
 type demoOptions struct {
-	Seed  uint64
-	EPCIs []string
-	Speed float64
+	Seed   uint64
+	EPCIs  []string
+	Speed  float64
+	Faults []string // simulators.ParseFault syntax
 }
 
 // demoFleet generates the fleet and loads it as the registry: the demo brings its own devices.
