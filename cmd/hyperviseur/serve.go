@@ -34,31 +34,17 @@ import (
 // nothing: stop taking messages, write or spool what was taken and acknowledge it, then disconnect.
 func run(ctx context.Context, cfg *Config, log *slog.Logger, demo *demoOptions) error {
 	var (
-		reg *registry.Registry
-		sim *fleet.Fleet
-		err error
-	)
-	var (
+		reg    *registry.Registry
 		runner *simulators.Runner
 		pc     simulators.PublishConfig
+		err    error
 	)
 	if demo != nil {
-		reg, sim, err = demoFleet(cfg, demo)
-		if err != nil {
-			return err
-		}
-		// Faults are checked before anything starts, so a typo fails the command naming the flag.
-		if pc.Faults, err = simulators.ParseFaults(demo.Faults); err != nil {
-			return fmt.Errorf("--fault: %w", err)
-		}
-		pc.Speed, pc.CatchUp, pc.ClientID = demo.Speed, 24*time.Hour, "hyperviseur-demo-fleet"
-		runner = simulators.NewRunner(sim, demo.Seed, pc.Start(time.Now()))
-		for _, f := range pc.Faults {
-			if err := runner.Inject(f); err != nil {
-				return fmt.Errorf("--fault %s: %w", f, err)
-			}
-		}
-	} else if reg, err = loadRegistry(cfg); err != nil {
+		reg, runner, pc, err = prepareDemo(cfg, demo)
+	} else {
+		reg, err = loadRegistry(cfg)
+	}
+	if err != nil {
 		return err
 	}
 	if err := os.MkdirAll(cfg.Storage.Path, 0o750); err != nil {
@@ -218,25 +204,39 @@ type demoOptions struct {
 	Faults []string // simulators.ParseFault syntax
 }
 
-// demoFleet generates the fleet and loads it as the registry: the demo brings its own devices.
-func demoFleet(cfg *Config, o *demoOptions) (*registry.Registry, *fleet.Fleet, error) {
+// prepareDemo generates the fleet, loads it as the registry (the demo brings its own devices) and readies its
+// runner with the faults asked for; a bad fault fails here, before anything starts, naming the flag.
+func prepareDemo(cfg *Config, o *demoOptions) (*registry.Registry, *simulators.Runner, simulators.PublishConfig, error) {
+	pc := simulators.PublishConfig{ClientID: "hyperviseur-demo-fleet", Speed: o.Speed, CatchUp: 24 * time.Hour}
 	if len(cfg.Registry.Files) > 0 {
-		return nil, nil, fmt.Errorf("registry.files: the demo generates its own registry from the fleet; unset it")
+		return nil, nil, pc, fmt.Errorf("registry.files: the demo generates its own registry from the fleet; unset it")
 	}
 	territory, err := registry.DefaultTerritory()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, pc, err
 	}
 	f, err := fleet.Generate(territory, fleet.Options{Seed: o.Seed, EPCIs: o.EPCIs})
 	if err != nil {
-		return nil, nil, fmt.Errorf("demo fleet: %w", err)
+		return nil, nil, pc, fmt.Errorf("--epci: %w", err)
 	}
 	y, err := f.YAML()
 	if err != nil {
-		return nil, nil, fmt.Errorf("demo fleet: %w", err)
+		return nil, nil, pc, fmt.Errorf("demo fleet: %w", err)
 	}
 	reg, err := registry.LoadBytes(territory, "demo fleet", y)
-	return reg, f, err
+	if err != nil {
+		return nil, nil, pc, err
+	}
+	if pc.Faults, err = simulators.ParseFaults(o.Faults); err != nil {
+		return nil, nil, pc, fmt.Errorf("--fault: %w", err)
+	}
+	runner := simulators.NewRunner(f, o.Seed, pc.Start(time.Now()))
+	for _, ft := range pc.Faults {
+		if err := runner.Inject(ft); err != nil {
+			return nil, nil, pc, fmt.Errorf("--fault %s: %w", ft, err)
+		}
+	}
+	return reg, runner, pc, nil
 }
 
 func loadRegistry(cfg *Config) (*registry.Registry, error) {
