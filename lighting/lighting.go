@@ -1,11 +1,12 @@
 // Package lighting will drive street-light dimming (issue: street-lighting control): astronomical clock,
-// programs, overrides and commands tracked end to end. The MQTT contract it will speak is fixed here.
+// programs, overrides and commands tracked end to end. The MQTT contract it speaks with the controllers is
+// fixed in contract.go: topics, program, command and acknowledgement payloads.
 package lighting
 
-// Topics of the controller contract (DESIGN.md): the service publishes programs and commands, controllers
-// acknowledge commands.
+// Topic patterns of the controller contract (DESIGN.md): the service publishes programs and commands,
+// controllers acknowledge. ProgramTopic, CommandTopic and AckTopic give one device's topic.
 const (
-	ProgramTopic = "hv/%s/program" // retained, versioned day program
-	CommandTopic = "hv/%s/cmd"     // immediate command with an id
-	AckTopic     = "hv/+/ack"      // {"id":…, "status":"ok"|"rejected"}
+	ProgramTopics = "hv/+/program" // retained, versioned day program (controllers subscribe)
+	CommandTopics = "hv/+/cmd"     // immediate command with an id (controllers subscribe)
+	AckTopics     = "hv/+/ack"     // {"id":…, "status":"ok"|"rejected"} (the service subscribes)
 )

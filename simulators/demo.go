@@ -30,9 +30,28 @@ func (cfg PublishConfig) Start(now time.Time) time.Time {
 }
 
 // Publish runs the fleet until ctx ends, publishing every due message with QoS 1.
+//
+// The fleet's lighting controllers listen as real ones do: Publish subscribes (QoS 1) to hv/+/program and
+// hv/+/cmd on every connection, so a reconnect resubscribes and the broker redelivers the retained programs
+// (how a controller back from an outage gets its program), hands what is addressed to a fleet controller to
+// the Runner (ApplyProgram, ApplyCommand) at the fleet's current simulated time, and publishes each command's
+// ack on hv/<device>/ack (QoS 1). Messages for other devices are left alone.
 func Publish(ctx context.Context, cfg PublishConfig, r *Runner, log *slog.Logger) {
-	c := paho.NewClient(paho.NewClientOptions().AddBroker(cfg.Broker).SetClientID(cfg.ClientID).
-		SetCleanSession(true).SetAutoReconnect(true).SetConnectRetry(true).SetConnectRetryInterval(time.Second))
+	realStart := time.Now()
+	virtualStart := cfg.Start(realStart)
+	speed := max(cfg.Speed, 1)
+	clock := func() time.Time { // the fleet's simulated time
+		now := time.Now()
+		virtual := virtualStart.Add(time.Duration(float64(now.Sub(realStart)) * speed))
+		if virtual.After(now) {
+			virtual = now // caught up: real time from here on
+		}
+		return virtual
+	}
+	opts := paho.NewClientOptions().AddBroker(cfg.Broker).SetClientID(cfg.ClientID).
+		SetCleanSession(true).SetAutoReconnect(true).SetConnectRetry(true).SetConnectRetryInterval(time.Second)
+	opts.SetOnConnectHandler(func(c paho.Client) { subscribeControllers(c, r, clock, log) })
+	c := paho.NewClient(opts)
 	for _, f := range cfg.Faults {
 		if err := r.Inject(f); err != nil {
 			log.Error("fault not injected", "fault", f.String(), "err", err)
@@ -42,21 +61,13 @@ func Publish(ctx context.Context, cfg PublishConfig, r *Runner, log *slog.Logger
 	}
 	c.Connect().Wait()
 	defer c.Disconnect(250)
-	realStart := time.Now()
-	virtualStart := cfg.Start(realStart)
-	speed := max(cfg.Speed, 1)
 	log.Info("simulated fleet publishing", "devices", r.Devices(), "speed", speed, "from", virtualStart.Format(time.RFC3339))
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	window := make(chan paho.Token, 1000) // publishes in flight, bounded
 	sent := 0
 	for {
-		now := time.Now()
-		virtual := virtualStart.Add(time.Duration(float64(now.Sub(realStart)) * speed))
-		if virtual.After(now) {
-			virtual = now // caught up: real time from here on
-		}
-		for _, m := range r.Due(virtual) {
+		for _, m := range r.Due(clock()) {
 			if len(window) == cap(window) {
 				if t := <-window; !t.WaitTimeout(10*time.Second) || t.Error() != nil {
 					log.Warn("fleet publish not acknowledged", "err", t.Error())

@@ -42,7 +42,8 @@ const (
 	// reported level stays on, and lamp_failure is 1 throughout the window (controllers latch the alarm).
 	// Param: the share failed, in (0, 1] (default 0.3; at least one luminaire).
 	FaultLampFailure FaultKind = "lamp_failure"
-	// FaultDimmingFailure: a lighting controller ignores its program and commands, stuck at one level.
+	// FaultDimmingFailure: a lighting controller ignores its program and commands, stuck at one level; it
+	// still acks commands "ok" (ApplyCommand), so only its measured level and power show it.
 	// Param: that level in % (default 100).
 	FaultDimmingFailure FaultKind = "dimming_failure"
 	// FaultOffline: the device sends nothing during the window, keeping every report it makes (up to
@@ -325,9 +326,10 @@ func (d *simDevice) fault(k FaultKind, t time.Time) *faultState {
 	return nil
 }
 
-// level is the dimming level a controller runs at t: its schedule, unless a fault overrides it.
+// level is the dimming level a controller runs at t: its command, program or failsafe schedule
+// (scheduled), unless a fault overrides it.
 func (r *Runner) level(d *simDevice, t time.Time) float64 {
-	level := DefaultLevel(t)
+	level := d.scheduled(t)
 	if d.faults == nil {
 		return level
 	}

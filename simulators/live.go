@@ -51,6 +51,7 @@ type simDevice struct {
 	faults  []*faultState // nil for nearly every device
 	backlog []Message     // offline: reports kept until the device comes back
 	held    *Message      // out_of_order: the message waiting to go after the next one
+	ctl     *controller   // lighting controller: program and command in force (controller.go); nil until one comes
 }
 
 // NewRunner prepares the fleet to report from start on. Each device's first report falls at a point of its
@@ -187,8 +188,9 @@ func (r *Runner) values(d *simDevice, t time.Time) map[hv.Metric]float64 {
 	return v
 }
 
-// DefaultLevel is the dimming level of a street light with no program of its own yet (programs come with the
-// street-lighting issue): full from 18:00, half through the night from 23:00, off at 07:00, Paris time.
+// DefaultLevel is the failsafe schedule of a street-light controller, run when it has no program in force
+// (none received, or outside the program's validity; see controller.go): full from 18:00, half through the
+// night from 23:00, off at 07:00, Paris time.
 func DefaultLevel(t time.Time) float64 {
 	h := t.In(model.Paris()).Hour()
 	switch {
