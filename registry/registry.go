@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"reflect"
 	"slices"
@@ -319,7 +320,7 @@ func checkDevice(c *collector, r *Registry, badSite map[string]bool, file, where
 	case d.Kind == hv.DeviceWeather && d.Fluid != hv.Weather:
 		c.add(file, where, "kind weather measures fluid weather, not %s", d.Fluid)
 	}
-	for _, m := range sortedKeys(d.Units) {
+	for _, m := range slices.Sorted(maps.Keys(d.Units)) {
 		switch {
 		case !m.Canonical():
 			c.add(file, where, "units: metric %q is not a canonical metric", m)
@@ -346,7 +347,7 @@ func checkDevice(c *collector, r *Registry, badSite map[string]bool, file, where
 }
 
 func checkKeyMaps(c *collector, file, where string, keys map[string]hv.KeyMap) {
-	for _, k := range sortedKeys(keys) {
+	for _, k := range slices.Sorted(maps.Keys(keys)) {
 		km := keys[k]
 		switch {
 		case k == "":
@@ -387,15 +388,6 @@ func looksLikeUpperEUI(id string) bool {
 		}
 	}
 	return true
-}
-
-func sortedKeys[K ~string, V any](m map[K]V) []K {
-	out := make([]K, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
 }
 
 // collector gathers problems up to maxErrors.

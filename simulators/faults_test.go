@@ -51,15 +51,7 @@ func fleetOf(t *testing.T, communes ...string) (*fleet.Fleet, *registry.Registry
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := fleet.Generate(territory, fleet.Options{Seed: 1, Communes: communes})
-	if err != nil {
-		t.Fatal(err)
-	}
-	y, err := f.YAML()
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg, err := registry.LoadBytes(territory, "fleet.yaml", y)
+	f, reg, err := fleet.Load(territory, fleet.Options{Seed: 1, Communes: communes})
 	if err != nil {
 		t.Fatal(err)
 	}

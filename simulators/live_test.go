@@ -18,15 +18,7 @@ func laonFleet(t *testing.T) (*fleet.Fleet, *registry.Registry) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := fleet.Generate(territory, fleet.Options{Seed: 1, EPCIs: []string{"200043495"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	y, err := f.YAML()
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg, err := registry.LoadBytes(territory, "fleet.yaml", y)
+	f, reg, err := fleet.Load(territory, fleet.Options{Seed: 1, EPCIs: []string{"200043495"}})
 	if err != nil {
 		t.Fatal(err)
 	}

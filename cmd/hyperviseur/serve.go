@@ -215,17 +215,9 @@ func prepareDemo(cfg *Config, o *demoOptions) (*registry.Registry, *simulators.R
 	if err != nil {
 		return nil, nil, pc, err
 	}
-	f, err := fleet.Generate(territory, fleet.Options{Seed: o.Seed, EPCIs: o.EPCIs})
+	f, reg, err := fleet.Load(territory, fleet.Options{Seed: o.Seed, EPCIs: o.EPCIs})
 	if err != nil {
 		return nil, nil, pc, fmt.Errorf("--epci: %w", err)
-	}
-	y, err := f.YAML()
-	if err != nil {
-		return nil, nil, pc, fmt.Errorf("demo fleet: %w", err)
-	}
-	reg, err := registry.LoadBytes(territory, "demo fleet", y)
-	if err != nil {
-		return nil, nil, pc, err
 	}
 	if pc.Faults, err = simulators.ParseFaults(o.Faults); err != nil {
 		return nil, nil, pc, fmt.Errorf("--fault: %w", err)

@@ -401,3 +401,21 @@ func hash64(seed uint64, parts ...string) uint64 {
 
 // unit maps a hash to [0, 1).
 func unit(h uint64) float64 { return float64(h>>11) / (1 << 53) }
+
+// Load generates the fleet and loads its YAML as the service loads a registry file, so callers get the fleet
+// and the registry that agree with it.
+func Load(t *registry.Territory, o Options) (*Fleet, *registry.Registry, error) {
+	f, err := Generate(t, o)
+	if err != nil {
+		return nil, nil, err
+	}
+	y, err := f.YAML()
+	if err != nil {
+		return nil, nil, err
+	}
+	reg, err := registry.LoadBytes(t, "simulated fleet", y)
+	if err != nil {
+		return nil, nil, fmt.Errorf("fleet: load as a registry: %w", err)
+	}
+	return f, reg, nil
+}

@@ -2,6 +2,8 @@ package fleet
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	hv "github.com/useda02/hyperviseur"
@@ -107,7 +109,7 @@ func counts[K ~string](m map[K]int, order []K) string {
 		seen[k] = true
 		parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
 	}
-	for _, k := range sortedKeys(m) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		if !seen[k] {
 			parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
 		}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -94,7 +95,7 @@ func (f *Fleet) write(w *writer) {
 		}
 		if len(d.Units) > 0 {
 			w.WriteString("    units: {")
-			for i, m := range sortedKeys(d.Units) {
+			for i, m := range slices.Sorted(maps.Keys(d.Units)) {
 				if i > 0 {
 					w.WriteString(", ")
 				}
@@ -122,7 +123,7 @@ func (f *Fleet) write(w *writer) {
 
 	w.WriteString("\n# LoRaWAN device profiles: codec output key → canonical metric, in the unit the codec sends.\n")
 	w.WriteString("profiles:\n")
-	for _, name := range sortedKeys(f.Profiles) {
+	for _, name := range slices.Sorted(maps.Keys(f.Profiles)) {
 		w.WriteString("  " + scalar(name) + ":\n")
 		w.keyMaps("    ", f.Profiles[name])
 	}
@@ -188,7 +189,7 @@ func (w *writer) comment(indent, text string) {
 }
 
 func (w *writer) keyMaps(indent string, keys map[string]hv.KeyMap) {
-	for _, k := range sortedKeys(keys) {
+	for _, k := range slices.Sorted(maps.Keys(keys)) {
 		w.WriteString(indent + scalar(k) + ": {metric: " + scalar(string(keys[k].Metric)))
 		if keys[k].Unit != "" {
 			w.WriteString(", unit: " + scalar(keys[k].Unit))
@@ -245,15 +246,6 @@ func isDevEUI(s string) bool {
 		}
 	}
 	return true
-}
-
-func sortedKeys[K ~string, V any](m map[K]V) []K {
-	out := make([]K, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
 }
 
 // ParseOptions reads the options a fleet YAML was generated with, from its header.
