@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -255,8 +256,8 @@ func freeAddr(t *testing.T) string {
 // TestPublishControllersOverMQTT: against the embedded broker, a controller of a running Publish gets the
 // program retained before it connected, acks a command "ok", and its next reports carry the commanded level.
 func TestPublishControllersOverMQTT(t *testing.T) {
-	if testing.Short() {
-		t.Skip("network")
+	if testing.Short() && os.Getenv("CI") != "true" {
+		t.Skip("loopback network test (never skipped with CI=true)")
 	}
 	f, reg := smallFleet(t)
 	// One controller reporting every second, so the test need not wait for 5-minute reports.
