@@ -11,10 +11,13 @@ import (
 // Counters turns cumulative indexes into interval consumption. It keeps the last index of every
 // (device, metric) and is restored from the store at start, so a restart does not lose an interval.
 //
-// A reading older than or as old as the last one (a redelivery, an out-of-order message) yields no delta and
-// leaves the state alone: the next in-order reading then covers the whole interval, so the sum of the
-// deltas always equals the index's total rise whatever the arrival order. Recomputing after a crash gives
-// the same deltas at the same times, which the store writes once.
+// A reading between the first and the last one seen (a redelivery, an out-of-order message) yields no delta:
+// the in-order reading after it already covers its interval. A reading older than the first one seen fills
+// the gap up to it, with a delta at the first reading's time (which carries none). So within a process the
+// deltas add up to the index's total rise whatever the arrival order. State restored from the store does not
+// know its first reading (that one may carry a delta already), so after a restart a reading older than the
+// restored one is not counted. Recomputing after a crash gives the same deltas at the same times, which the
+// store writes once.
 type Counters struct {
 	seed   maphash.Seed
 	shards [64]counterShard
@@ -31,8 +34,12 @@ type counterKey struct {
 }
 
 type counterState struct {
-	t int64
+	t int64 // the newest reading
 	v float64
+	// The earliest reading seen in this process, when it is known to carry no delta (firstKnown).
+	firstT     int64
+	firstV     float64
+	firstKnown bool
 }
 
 // NewCounters returns empty counter state.
@@ -58,7 +65,7 @@ func (c *Counters) Restore(rs []hv.Reading) {
 		s.mu.Lock()
 		k := counterKey{r.Device, r.Metric}
 		if cur, ok := s.m[k]; !ok || r.Time > cur.t {
-			s.m[k] = counterState{r.Time, r.Value}
+			s.m[k] = counterState{t: r.Time, v: r.Value}
 		}
 		s.mu.Unlock()
 	}
@@ -75,23 +82,36 @@ func (c *Counters) Len() int {
 	return n
 }
 
-// Observe records an index reading and returns the interval consumption since the previous one.
-// ok is false when there is no delta to store (first reading, duplicate, out of order). dev may be nil.
-func (c *Counters) Observe(r hv.Reading, dev *hv.Device) (delta float64, flag hv.CounterFlag, ok bool) {
+// Observe records an index reading and returns the interval consumption it reveals, to be stored at time at:
+// the reading's own time, or the first reading's time when it fills the gap before it. ok is false when there
+// is nothing to store (first reading, duplicate, a reading inside an interval already counted). dev may be nil.
+func (c *Counters) Observe(r hv.Reading, dev *hv.Device) (delta float64, at int64, flag hv.CounterFlag, ok bool) {
 	s := c.shard(r.Device)
 	k := counterKey{r.Device, r.Metric}
 	s.mu.Lock()
-	prev, seen := s.m[k]
-	if seen && r.Time <= prev.t {
+	st, seen := s.m[k]
+	switch {
+	case !seen:
+		s.m[k] = counterState{t: r.Time, v: r.Value, firstT: r.Time, firstV: r.Value, firstKnown: true}
 		s.mu.Unlock()
-		return 0, hv.FlagNone, false
+		return 0, 0, hv.FlagNone, false
+	case r.Time > st.t:
+		prev := st
+		st.t, st.v = r.Time, r.Value
+		s.m[k] = st
+		s.mu.Unlock()
+		d, f, ok := deltaOf(prev, r, dev)
+		return d, r.Time, f, ok
+	case st.firstKnown && r.Time < st.firstT:
+		first := hv.Reading{Device: r.Device, Metric: r.Metric, Time: st.firstT, Value: st.firstV}
+		st.firstT, st.firstV = r.Time, r.Value
+		s.m[k] = st
+		s.mu.Unlock()
+		d, f, ok := deltaOf(counterState{t: r.Time, v: r.Value}, first, dev)
+		return d, first.Time, f, ok
 	}
-	s.m[k] = counterState{r.Time, r.Value}
 	s.mu.Unlock()
-	if !seen {
-		return 0, hv.FlagNone, false
-	}
-	return deltaOf(prev, r, dev)
+	return 0, 0, hv.FlagNone, false
 }
 
 // deltaOf applies the meter rules of DESIGN.md: a decrease is a reset (delta = new value) unless the register

@@ -40,7 +40,7 @@ func TestCountersDelta(t *testing.T) {
 			{hour, 100 + 11, 0, hv.FlagJump, true}, // 11 kWh in 1 h > 10 kW × 1 h × 1.05
 			{2 * hour, 111 + 10, 10, hv.FlagNone, true},
 		}},
-		{"duplicate and out-of-order readings yield nothing and keep the state", hv.EnergyKWh, meter, []step{
+		{"duplicate and late readings inside a counted interval yield nothing and keep the state", hv.EnergyKWh, meter, []step{
 			{0, 100, 0, hv.FlagNone, false},
 			{2 * hour, 110, 10, hv.FlagNone, true},
 			{2 * hour, 110, 0, hv.FlagNone, false},
@@ -70,7 +70,10 @@ func TestCountersDelta(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := NewCounters()
 			for i, s := range tt.steps {
-				d, flag, ok := c.Observe(hv.Reading{Device: "m", Metric: tt.metric, Time: s.t, Value: s.v}, tt.dev)
+				d, at, flag, ok := c.Observe(hv.Reading{Device: "m", Metric: tt.metric, Time: s.t, Value: s.v}, tt.dev)
+				if ok && at != s.t {
+					t.Errorf("step %d: delta stored at %d, want the reading's time %d", i, at, s.t)
+				}
 				if ok != s.ok || flag != s.flag || d != s.delta {
 					t.Errorf("step %d (t=%d v=%g): got delta=%g flag=%s ok=%v, want %g %s %v",
 						i, s.t, s.v, d, flag, ok, s.delta, s.flag, s.ok)
@@ -90,26 +93,72 @@ func TestCountersRestoreContinuesInterval(t *testing.T) {
 	if c.Len() != 1 {
 		t.Fatalf("Len = %d, want 1", c.Len())
 	}
-	d, _, ok := c.Observe(hv.Reading{Device: "a", Metric: hv.EnergyKWh, Time: 2000, Value: 53}, nil)
+	d, _, _, ok := c.Observe(hv.Reading{Device: "a", Metric: hv.EnergyKWh, Time: 2000, Value: 53}, nil)
 	if !ok || d != 3 {
 		t.Fatalf("after restore: delta=%g ok=%v, want 3 true", d, ok)
 	}
+	// The restored reading may carry a delta in the store already: an older one must not write over it.
+	if _, _, _, ok := c.Observe(hv.Reading{Device: "a", Metric: hv.EnergyKWh, Time: 500, Value: 40}, nil); ok {
+		t.Fatal("a reading older than the restored state produced a delta")
+	}
 }
 
-// TestCountersSumInvariant: whatever the arrival order, the deltas add up to the index's total rise.
+// TestCountersFirstReadingsSwapped: the second reading arrives first; the first one, arriving late, fills the
+// gap with a delta at the time of the reading that carried none.
+func TestCountersFirstReadingsSwapped(t *testing.T) {
+	c := NewCounters()
+	if _, _, _, ok := c.Observe(hv.Reading{Device: "x", Metric: hv.EnergyKWh, Time: 2000, Value: 12}, nil); ok {
+		t.Fatal("first reading produced a delta")
+	}
+	d, at, flag, ok := c.Observe(hv.Reading{Device: "x", Metric: hv.EnergyKWh, Time: 1000, Value: 10}, nil)
+	if !ok || d != 2 || at != 2000 || flag != hv.FlagNone {
+		t.Fatalf("late first reading: delta=%g at=%d flag=%s ok=%v, want 2 at 2000", d, at, flag, ok)
+	}
+	// Once filled, the same gap is not counted again.
+	if _, _, _, ok := c.Observe(hv.Reading{Device: "x", Metric: hv.EnergyKWh, Time: 1000, Value: 10}, nil); ok {
+		t.Fatal("a redelivered late reading counted its gap twice")
+	}
+}
+
+// TestCountersSumInvariant: whatever the arrival order, with duplicates, the deltas add up to the index's
+// total rise, and no two deltas share a time (the store would keep only one of them).
 func TestCountersSumInvariant(t *testing.T) {
-	values := []float64{10, 12, 15, 15, 21, 30, 31}
-	orders := [][]int{{0, 1, 2, 3, 4, 5, 6}, {0, 2, 1, 4, 3, 6, 5}, {0, 6, 1, 2, 3, 4, 5}, {0, 1, 1, 3, 3, 5, 6}}
-	for _, order := range orders {
+	values := []float64{10, 12, 15, 15, 21}
+	var perms [][]int
+	var permute func(p []int, k int)
+	permute = func(p []int, k int) {
+		if k == len(p) {
+			perms = append(perms, append([]int(nil), p...))
+			return
+		}
+		for i := k; i < len(p); i++ {
+			p[k], p[i] = p[i], p[k]
+			permute(p, k+1)
+			p[k], p[i] = p[i], p[k]
+		}
+	}
+	permute([]int{0, 1, 2, 3, 4}, 0)
+	if len(perms) != 120 {
+		t.Fatalf("%d permutations", len(perms))
+	}
+	for _, order := range perms {
 		c := NewCounters()
 		sum := 0.0
-		for _, i := range order {
-			if d, _, ok := c.Observe(hv.Reading{Device: "x", Metric: hv.EnergyKWh, Time: int64(i) * 1000, Value: values[i]}, nil); ok {
-				sum += d
+		times := map[int64]bool{}
+		// Each reading twice: once in the permuted order, then all again (redeliveries).
+		for _, i := range append(order, order...) {
+			d, at, _, ok := c.Observe(hv.Reading{Device: "x", Metric: hv.EnergyKWh, Time: int64(i) * 1000, Value: values[i]}, nil)
+			if !ok {
+				continue
 			}
+			if times[at] {
+				t.Fatalf("order %v: two deltas at time %d", order, at)
+			}
+			times[at] = true
+			sum += d
 		}
-		if sum != values[6]-values[0] {
-			t.Errorf("order %v: deltas sum to %g, want %g", order, sum, values[6]-values[0])
+		if sum != values[4]-values[0] {
+			t.Errorf("order %v: deltas sum to %g, want %g", order, sum, values[4]-values[0])
 		}
 	}
 }

@@ -182,15 +182,15 @@ func (p *Pipeline) readings(src *Source, topic string, payload []byte, now time.
 	// Deltas come last, once the whole message is known valid, so a rejected message moves no counter.
 	for _, ix := range indexes {
 		r := rs[ix.i]
-		delta, flag, ok := p.counters.Observe(r, ix.dev)
+		delta, at, flag, ok := p.counters.Observe(r, ix.dev)
 		if !ok {
 			continue
 		}
 		dr := r
-		dr.Metric, dr.Value = r.Metric.Delta(), delta
+		dr.Metric, dr.Value, dr.Time = r.Metric.Delta(), delta, at
 		rs = append(rs, dr)
 		if flag != hv.FlagNone {
-			ev := r
+			ev := dr
 			ev.Metric, ev.Value = hv.CounterEvent, float64(flag)
 			rs = append(rs, ev)
 			p.metrics.counterEvents.WithLabelValues(flag.String()).Inc()

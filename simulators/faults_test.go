@@ -354,7 +354,7 @@ func TestFaultSignatures(t *testing.T) {
 				var resets []time.Time
 				for i, g := range got {
 					r := hv.Reading{Device: g.Device, Metric: hv.EnergyKWh, Value: g.vals[hv.EnergyKWh], Time: g.at.UnixMilli()}
-					_, flag, _ := counters.Observe(r, dev)
+					_, _, flag, _ := counters.Observe(r, dev)
 					if flag == hv.FlagReset {
 						resets = append(resets, g.at)
 						if g.vals[hv.EnergyKWh] > 1 || g.vals[hv.EnergyKWh] >= got[i-1].vals[hv.EnergyKWh] {
