@@ -4,22 +4,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"testing"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
-)
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+	"github.com/useda02/hyperviseur/internal/testenv"
+)
 
 func connect(addr, user, pass string) error {
 	c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(fmt.Sprintf("t-%s-%d", user, time.Now().UnixNano())).
@@ -36,7 +27,7 @@ func connect(addr, user, pass string) error {
 
 func TestBrokerAuth(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	addr := freeAddr(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	b, err := Start(Config{Listen: addr, Users: []User{{Username: "ingest", Password: "s3cret"}}}, log)
 	if err != nil {
 		t.Fatal(err)
@@ -51,7 +42,7 @@ func TestBrokerAuth(t *testing.T) {
 		}
 	}
 
-	open := freeAddr(t)
+	open := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	b2, err := Start(Config{Listen: open}, log)
 	if err != nil {
 		t.Fatal(err)

@@ -4,10 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math"
-	"net"
 	"os"
 	"strings"
 	"sync"
@@ -15,9 +15,11 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+
 	hv "github.com/useda02/hyperviseur"
 	"github.com/useda02/hyperviseur/broker"
 	"github.com/useda02/hyperviseur/ingest/decode"
+	"github.com/useda02/hyperviseur/internal/testenv"
 	"github.com/useda02/hyperviseur/lighting"
 	"github.com/useda02/hyperviseur/simulators/fleet"
 	"github.com/useda02/hyperviseur/simulators/model"
@@ -242,17 +244,6 @@ func TestControllerDimmingFailure(t *testing.T) {
 	}
 }
 
-// freeAddr is a loopback address no one listens on, for the embedded broker.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // TestPublishControllersOverMQTT: against the embedded broker, a controller of a running Publish gets the
 // program retained before it connected, acks a command "ok", and its next reports carry the commanded level.
 func TestPublishControllersOverMQTT(t *testing.T) {
@@ -267,8 +258,8 @@ func TestPublishControllersOverMQTT(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	var b *broker.Broker
 	var addr string
-	for i := 0; ; i++ { // the free port may be taken between freeAddr and Start
-		addr = freeAddr(t)
+	for i := 0; ; i++ { // the free port may be taken between FreePort and Start
+		addr = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 		var err error
 		if b, err = broker.Start(broker.Config{Listen: addr}, log); err == nil {
 			break

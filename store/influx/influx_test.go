@@ -458,25 +458,13 @@ func BenchmarkWrite(b *testing.B) {
 	s := openDB(b, Config{})
 	defer s.Close()
 	const batch, series = 1000, 5000
-	devs := make([]string, series)
-	for i := range devs {
-		devs[i] = fmt.Sprintf("meter-%05d", i)
-	}
+	load := storetest.NewMeterLoad(series, storetest.T0)
 	rs := make([]hv.Reading, batch)
-	next, ts := 0, storetest.T0
 	ctx := context.Background()
 	b.ReportAllocs()
 	cpu0 := testenv.CPUTime()
 	for b.Loop() {
-		for i := range rs {
-			d := next % series
-			if d == 0 {
-				ts += 600_000
-			}
-			rs[i] = hv.Reading{Device: devs[d], Metric: hv.EnergyKWh, Time: ts, Value: float64(next),
-				Site: "site-x", Commune: "02408", EPCI: "200043495", Fluid: hv.Electricity}
-			next++
-		}
+		load.Fill(rs)
 		if err := s.Write(ctx, rs); err != nil {
 			b.Fatal(err)
 		}

@@ -277,26 +277,13 @@ func BenchmarkWrite(b *testing.B) {
 	s := open(b, b.TempDir())
 	defer s.Close()
 	const batch, series = 1000, 5000
-	ctx := context.Background()
+	load := storetest.NewMeterLoad(series, t0)
 	rs := make([]hv.Reading, batch)
-	devs, sites := make([]string, series), make([]string, series)
-	for i := range devs {
-		devs[i], sites[i] = fmt.Sprintf("meter-%05d", i), fmt.Sprintf("site-%03d", i/10)
-	}
-	next := 0
-	ts := t0
+	ctx := context.Background()
 	b.ReportAllocs()
 	cpu0 := testenv.CPUTime()
 	for b.Loop() {
-		for i := range rs {
-			d := next % series
-			if d == 0 {
-				ts += 600_000
-			}
-			rs[i] = hv.Reading{Device: devs[d], Metric: hv.EnergyKWh, Time: ts, Value: float64(next),
-				Site: sites[d], Commune: "02408", EPCI: "200043495", Fluid: hv.Electricity}
-			next++
-		}
+		load.Fill(rs)
 		if err := s.Write(ctx, rs); err != nil {
 			b.Fatal(err)
 		}
