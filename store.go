@@ -218,3 +218,55 @@ func (n Newest) Sorted() []Reading {
 	})
 	return out
 }
+
+// Backfiller is a Store that takes history faster than through Write: a year of hourly readings of a fleet
+// goes straight into its long-term storage, without the write-ahead log or the out-of-order window that
+// bound Write. The embedded engine is one; an engine that is not gets the history through Write (Backfill).
+type Backfiller interface {
+	// Backfill stores the readings fill emits for [from, to). The engine calls fill for consecutive windows
+	// covering that range, in order, each window by several workers at once (worker w of workers): fill must
+	// emit, for its share of the series, each series in time order and only readings of the window.
+	// Backfill returns once the history is durable and visible to Query and Last.
+	Backfill(ctx context.Context, from, to int64, fill BackfillFunc) error
+}
+
+// BackfillFunc emits the history of window [from, to) (Unix ms) for the share of the series worker w of
+// workers owns, through emit, which is not safe for use by other workers.
+type BackfillFunc func(ctx context.Context, from, to int64, worker, workers int, emit func([]Reading) error) error
+
+// backfillBatch is the size of the batches Backfill writes through Store.Write.
+const backfillBatch = 5000
+
+// Backfill writes history through s's Backfiller when it has one, otherwise through Write in batches, in a
+// single window and with one worker.
+func Backfill(ctx context.Context, s Store, from, to int64, fill BackfillFunc) error {
+	if b, ok := s.(Backfiller); ok {
+		return b.Backfill(ctx, from, to, fill)
+	}
+	batch := make([]Reading, 0, backfillBatch)
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		err := s.Write(ctx, batch)
+		batch = batch[:0]
+		return err
+	}
+	err := fill(ctx, from, to, 0, 1, func(rs []Reading) error {
+		for len(rs) > 0 {
+			n := min(len(rs), cap(batch)-len(batch))
+			batch = append(batch, rs[:n]...)
+			rs = rs[n:]
+			if len(batch) == cap(batch) {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return flush()
+}

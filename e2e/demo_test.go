@@ -2,14 +2,17 @@ package e2e
 
 import (
 	"fmt"
+	"net/url"
 	"testing"
 	"time"
 )
 
 // TestDemoIntegration: `hyperviseur demo` runs the simulated fleet of one EPCI against the embedded stack:
-// every decoder sees traffic, nothing is invalid, unmapped or unregistered, and devices have live values.
+// 13 months of hourly history are there when it is ready, every decoder sees traffic, nothing is invalid,
+// unmapped or unregistered, devices have live values continuing their history (no index reset).
 func TestDemoIntegration(t *testing.T) {
 	svc := startService(t, serviceOptions{Demo: []string{"--epci", "200043495", "--speed", "3600"}})
+	checkHistory(t, svc)
 	eventually(t, 60*time.Second, "every decoder busy", func() (bool, string) {
 		state := ""
 		ok := true
@@ -52,6 +55,9 @@ func TestDemoIntegration(t *testing.T) {
 		return len(devices.Devices) > 300 && heard == len(devices.Devices),
 			fmt.Sprintf("%d of %d devices heard", heard, len(devices.Devices))
 	})
+	if n := svc.metricValue("hyperviseur_ingest_counter_events_total"); n != 0 {
+		t.Errorf("%g index anomalies flagged: live readings do not carry on from the history", n)
+	}
 }
 
 // TestDemoFaultsIntegration: faults injected with --fault reach the service as their signatures: a
@@ -66,4 +72,65 @@ func TestDemoFaultsIntegration(t *testing.T) {
 		resets := svc.metricValue("hyperviseur_ingest_counter_events_total", "flag", "reset")
 		return invalid >= 10 && resets == 1, fmt.Sprintf("%g invalid messages, %g index resets", invalid, resets)
 	})
+}
+
+// checkHistory: every day of the last 12 months holds the hourly history of the Laon town hall's meters, and the
+// Pays de Laon's electricity consumption is higher in January than in July (heating, lighting).
+func checkHistory(t *testing.T, svc *service) {
+	t.Helper()
+	now := time.Now().UTC()
+	from := time.Date(now.Year()-1, now.Month()-1, 1, 0, 0, 0, 0, time.UTC).AddDate(0, 1, 0) // 12 whole months back
+	// Laon's town hall: electricity, district heating and water meters.
+	for _, metric := range []string{"energy_kwh_delta", "heat_kwh_delta", "volume_m3_delta"} {
+		var got struct {
+			Series []struct {
+				Points []struct {
+					T int64   `json:"t"`
+					V float64 `json:"v"`
+				} `json:"points"`
+			} `json:"series"`
+		}
+		q := url.Values{"metric": {metric}, "site": {"mairie-02408"}, "from": {from.Format(time.RFC3339)},
+			"to": {now.Format(time.RFC3339)}, "every": {"24h"}, "agg": {"count"}}
+		if code := svc.get("/api/v1/series", q, &got); code != 200 || len(got.Series) != 1 {
+			t.Fatalf("%s history of mairie-02408: HTTP %d, %d series", metric, code, len(got.Series))
+		}
+		days := 0
+		for _, p := range got.Series[0].Points {
+			if p.V >= 23 { // 23 to 25 hourly deltas a day (DST days aside, all 24)
+				days++
+			}
+		}
+		if want := int(now.Sub(from).Hours()/24) - 1; days < want {
+			t.Errorf("%s of mairie-02408: %d days with hourly history since %s, want %d", metric, days, from.Format(time.DateOnly), want)
+		}
+	}
+	sum := func(month time.Time) float64 {
+		var got struct {
+			Series []struct {
+				Points []struct{ V float64 } `json:"points"`
+			} `json:"series"`
+		}
+		q := url.Values{"metric": {"energy_kwh_delta"}, "epci": {"200043495"}, "fluid": {"electricity"},
+			"from": {month.Format(time.RFC3339)}, "to": {month.AddDate(0, 0, 28).Format(time.RFC3339)}, "every": {"672h"}, "agg": {"sum"}}
+		if code := svc.get("/api/v1/series", q, &got); code != 200 {
+			t.Fatalf("series: HTTP %d", code)
+		}
+		total := 0.0
+		for _, s := range got.Series {
+			for _, p := range s.Points {
+				total += p.V
+			}
+		}
+		return total
+	}
+	year := now.Year() - 1
+	if now.Month() >= time.August {
+		year = now.Year()
+	}
+	jan, jul := sum(time.Date(year, 1, 1, 0, 0, 0, 0, time.UTC)), sum(time.Date(year, 7, 1, 0, 0, 0, 0, time.UTC))
+	if jul <= 0 || jan < 1.2*jul {
+		t.Errorf("Pays de Laon electricity: January %.0f kWh, July %.0f kWh: want a winter peak", jan, jul)
+	}
+	t.Logf("Pays de Laon electricity, history: January %d %.0f kWh, July %.0f kWh", year, jan, jul)
 }

@@ -147,7 +147,11 @@ func (s *service) start() {
 	}
 	s.done = make(chan struct{})
 	go func(c *exec.Cmd, d chan struct{}) { _ = c.Wait(); close(d) }(s.cmd, s.done)
-	s.waitReady(30 * time.Second)
+	ready := 30 * time.Second
+	if s.demo != nil {
+		ready = 5 * time.Minute // the demo writes its fleet's history first (slow under the race detector)
+	}
+	s.waitReady(ready)
 }
 
 // raceExitCode is the service's exit status when the race detector found a data race (GORACE above).

@@ -43,10 +43,12 @@ type Runner struct {
 
 type simDevice struct {
 	fleet.Device
-	building model.Building
-	index    *model.Index // the device's cumulative index (energy, volume or heat)
-	hours    model.OperatingHours
-	next     time.Time // next report
+	site      hv.Site
+	baseIndex float64 // the index a fresh runner or history starts from
+	building  model.Building
+	index     *model.Index // the device's cumulative index (energy, volume or heat)
+	hours     model.OperatingHours
+	next      time.Time // next report
 
 	faults  []*faultState // nil for nearly every device
 	backlog []Message     // offline: reports kept until the device comes back
@@ -76,8 +78,8 @@ func NewRunner(f *fleet.Fleet, seed uint64, start time.Time) *Runner {
 	}
 	for _, d := range f.Devices {
 		h := hash(d.ID)
-		sd := &simDevice{Device: d}
 		site := sites[d.Site]
+		sd := &simDevice{Device: d, site: site}
 		if d.Kind == hv.DeviceMeter {
 			heat := heating[d.Site]
 			if heat == "" {
@@ -90,7 +92,8 @@ func NewRunner(f *fleet.Fleet, seed uint64, start time.Time) *Runner {
 			scale = model.ScaleM3hToM3
 		}
 		// Indexes start where a meter in service for years would be.
-		sd.index = model.NewIndex(float64(1000+h%50000), scale)
+		sd.baseIndex = float64(1000 + h%50000)
+		sd.index = model.NewIndex(sd.baseIndex, scale)
 		every := d.Interval
 		if every <= 0 {
 			every = 10 * time.Minute

@@ -66,6 +66,8 @@ func rootCmd() *cobra.Command {
 	}
 	demo.Flags().Uint64Var(&demoOpts.Seed, "seed", 1, "fleet seed: the same seed gives the same fleet")
 	demo.Flags().StringSliceVar(&demoOpts.EPCIs, "epci", nil, "only the fleet of these EPCI (SIREN codes); default the whole département")
+	demo.Flags().IntVar(&demoOpts.HistoryMonths, "history-months", 13,
+		"months of hourly history written before going live (only the missing part when the store has some); 0: none")
 	demo.Flags().Float64Var(&demoOpts.Speed, "speed", 1, "clock speed; above 1 the last day is replayed accelerated, then real time")
 	demo.Flags().StringArrayVar(&demoOpts.Faults, "fault", nil,
 		"inject a fault, KIND:DEVICE[:from=TIME][:until=TIME|:for=DURATION][:param=N] (repeatable; kinds: leak, heating_weekend, night_overconsumption, day_burner, lamp_failure, dimming_failure, offline, index_reset, clock_skew, duplicates, out_of_order, malformed)")

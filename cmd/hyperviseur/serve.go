@@ -57,6 +57,12 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger, demo *demoOptions) 
 	}
 	defer store.Close()
 
+	if runner != nil {
+		if err := demoHistory(ctx, store, runner, demo.start, demo.HistoryMonths, log.With("component", "demo")); err != nil {
+			return err
+		}
+	}
+
 	sp, err := spool.Open(cfg.Spool.Path, cfg.Spool.MaxBytes, log.With("component", "spool"))
 	if err != nil {
 		return fmt.Errorf("spool.path %s: %w", cfg.Spool.Path, err)
@@ -202,6 +208,11 @@ type demoOptions struct {
 	EPCIs  []string
 	Speed  float64
 	Faults []string // simulators.ParseFault syntax
+	// HistoryMonths of hourly history are written before the fleet goes live (only the gap since the newest
+	// stored reading when there is one); 0: none.
+	HistoryMonths int
+
+	start time.Time // the runner's start, set by prepareDemo
 }
 
 // prepareDemo generates the fleet, loads it as the registry (the demo brings its own devices) and readies its
@@ -222,7 +233,8 @@ func prepareDemo(cfg *Config, o *demoOptions) (*registry.Registry, *simulators.R
 	if pc.Faults, err = simulators.ParseFaults(o.Faults); err != nil {
 		return nil, nil, pc, fmt.Errorf("--fault: %w", err)
 	}
-	runner := simulators.NewRunner(f, o.Seed, pc.Start(time.Now()))
+	o.start = pc.Start(time.Now())
+	runner := simulators.NewRunner(f, o.Seed, o.start)
 	for _, ft := range pc.Faults {
 		if err := runner.Inject(ft); err != nil {
 			return nil, nil, pc, fmt.Errorf("--fault %s: %w", ft, err)

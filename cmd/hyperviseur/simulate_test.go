@@ -2,11 +2,16 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	hv "github.com/useda02/hyperviseur"
 	"github.com/useda02/hyperviseur/registry"
+	"github.com/useda02/hyperviseur/store/tsdb"
 )
 
 // TestSimulateFleetCommand: the command's output is a registry the service loads, and a seed gives one fleet.
@@ -63,5 +68,50 @@ func TestLightingSunCommand(t *testing.T) {
 	cmd.SetArgs([]string{"lighting", "sun", "--commune", "99999"})
 	if err := cmd.Execute(); err == nil || !strings.Contains(err.Error(), "--commune") {
 		t.Fatalf("unknown commune: err = %v, want one naming --commune", err)
+	}
+}
+
+// TestSimulateBackfillCommand: the command writes the fleet's hourly history into the configured store, which
+// then holds every device's index series over the range; a bad --from is refused naming the flag.
+func TestSimulateBackfillCommand(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("HV_STORAGE_PATH", dir)
+	run := func(args ...string) (string, error) {
+		var out bytes.Buffer
+		cmd := rootCmd()
+		cmd.SetOut(&out)
+		cmd.SetErr(&out)
+		cmd.SetArgs(args)
+		err := cmd.Execute()
+		return out.String(), err
+	}
+	if _, err := run("simulate", "backfill", "--from", "last week"); err == nil || !strings.Contains(err.Error(), "--from") {
+		t.Fatalf("bad --from: %v", err)
+	}
+	from, to := "2026-01-05", "2026-01-08"
+	out, err := run("simulate", "backfill", "--from", from, "--to", to, "--epci", "200043495")
+	if err != nil {
+		t.Fatalf("backfill: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "readings of 388 devices written") {
+		t.Fatalf("no summary in the output:\n%s", out)
+	}
+	s, err := tsdb.Open(filepath.Join(dir, "tsdb"), tsdb.Options{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got, err := s.Query(context.Background(), hv.Query{Metric: hv.EnergyKWh.Delta(), EPCIs: []string{"200043495"},
+		From: time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC).UnixMilli(), To: time.Date(2026, 1, 8, 0, 0, 0, 0, time.UTC).UnixMilli()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) < 200 {
+		t.Fatalf("%d electricity delta series, want every meter and controller of the Pays de Laon", len(got))
+	}
+	for _, s := range got {
+		if len(s.Points) != 3*24-1 { // hourly, the first reading of a fresh store carries no delta
+			t.Fatalf("%s: %d hourly deltas over 3 days, want %d", s.Device, len(s.Points), 3*24-1)
+		}
 	}
 }

@@ -4,12 +4,14 @@
 package storetest
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"math"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -36,6 +38,7 @@ func Run(t *testing.T, open func(t *testing.T) hv.Store) {
 		{"LargeBatch", testLargeBatch},
 		{"SpecialCharacters", testSpecialCharacters},
 		{"Ping", testPing},
+		{"Backfill", testBackfill},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -663,5 +666,79 @@ func (m *MeterLoad) Fill(rs []hv.Reading) {
 		rs[i] = hv.Reading{Device: m.devs[d], Metric: hv.EnergyKWh, Time: m.ts, Value: float64(m.next),
 			Site: m.sites[d], Commune: "02408", EPCI: "200043495", Fluid: hv.Electricity}
 		m.next++
+	}
+}
+
+// testBackfill: 75 days of hourly history written through hyperviseur.Backfill (the engine's Backfiller, or
+// Write) behind a live reading already stored: every point is queryable, Last sees the history's newest
+// readings and the live one, and live writes carry on after it.
+func testBackfill(t *testing.T, s hv.Store) {
+	const nDevices, days = 6, 75
+	live := meter("live", hv.EnergyKWh, T0, 1000)
+	if err := s.Write(ctx(t), []hv.Reading{live}); err != nil {
+		t.Fatal(err)
+	}
+	from, to := T0-days*day, T0
+	var (
+		mu      sync.Mutex
+		windows [][2]int64
+	)
+	err := hv.Backfill(ctx(t), s, from, to, func(_ context.Context, wFrom, wTo int64, worker, workers int, emit func([]hv.Reading) error) error {
+		if worker == 0 {
+			mu.Lock()
+			windows = append(windows, [2]int64{wFrom, wTo})
+			mu.Unlock()
+		}
+		for d := worker; d < nDevices; d += workers {
+			var rs []hv.Reading
+			for at := wFrom; at < wTo; at += hour {
+				r := meter(fmt.Sprintf("h%d", d), hv.EnergyKWh, at, float64((at-from)/hour))
+				r.Site, r.EPCI = "site", "200043495"
+				rs = append(rs, r)
+			}
+			if err := emit(rs); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("backfill: %v", err)
+	}
+	slices.SortFunc(windows, func(a, b [2]int64) int { return cmp.Compare(a[0], b[0]) })
+	if len(windows) == 0 || windows[0][0] != from || windows[len(windows)-1][1] != to {
+		t.Fatalf("windows %v do not cover [%d, %d)", windows, from, to)
+	}
+	for i := 1; i < len(windows); i++ {
+		if windows[i][0] != windows[i-1][1] {
+			t.Fatalf("windows %v are not consecutive", windows)
+		}
+	}
+	got := query(t, s, hv.Query{Metric: hv.EnergyKWh, From: from, To: to, EPCIs: []string{"200043495"}})
+	if len(got) != nDevices {
+		t.Fatalf("%d series backfilled, want %d: %q", len(got), nDevices, devices(got))
+	}
+	for _, sr := range got {
+		ps := sr.Points
+		if len(ps) != days*24 || ps[0].Time != from || ps[0].Value != 0 || ps[len(ps)-1].Time != to-hour ||
+			ps[len(ps)-1].Value != days*24-1 {
+			t.Fatalf("%s: %d points, first %v, last %v; want %d hourly points from 0", sr.Device, len(ps), ps[0],
+				ps[len(ps)-1], days*24)
+		}
+	}
+	last, err := s.Last(ctx(t), []hv.Metric{hv.EnergyKWh}, from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(last) != nDevices+1 || last[0].Device != "h0" || last[0].Time != to-hour || last[nDevices].Device != "live" ||
+		last[nDevices].Time != T0 {
+		t.Fatalf("last after backfill: %+v", last)
+	}
+	next := meter("h0", hv.EnergyKWh, T0+minute, days*24)
+	if err := s.Write(ctx(t), []hv.Reading{next}); err != nil {
+		t.Fatalf("live write after the backfill: %v", err)
+	}
+	if ps := points(t, query(t, s, hv.Query{Metric: hv.EnergyKWh, From: T0, To: T0 + hour, Devices: []string{"h0"}})); len(ps) != 1 {
+		t.Fatalf("live point after the backfill: %v", ps)
 	}
 }

@@ -104,9 +104,11 @@ type Stats struct {
 
 // Store is the embedded engine. It is safe for concurrent use.
 type Store struct {
-	db  *ptsdb.DB
-	dir string
-	log *slog.Logger
+	db       *ptsdb.DB
+	dir      string
+	log      *slog.Logger
+	blockDur int64 // the largest block, in ms: Backfill writes blocks of this range
+	keep     int64 // the retention in ms, 0 for none
 
 	mu     sync.RWMutex // held for reading by every operation, for writing by Close
 	closed bool
@@ -154,11 +156,13 @@ func Open(dir string, opts Options, logger *slog.Logger) (*Store, error) {
 		maxBlock = r
 	}
 	o.MaxBlockDuration = max(maxBlock, o.MinBlockDuration)
+	// Blocks Backfill moves into the directory are picked up at the next reload.
+	o.BlockReloadInterval = blockReloadInterval
 	db, err := ptsdb.Open(dir, logger.With("component", "tsdb"), opts.Registerer, o, nil)
 	if err != nil {
 		return nil, fmt.Errorf("tsdb: open %s: %w", dir, err)
 	}
-	return &Store{db: db, dir: dir, log: logger, cache: make(map[seriesKey]cachedSeries)}, nil
+	return &Store{db: db, dir: dir, log: logger, blockDur: o.MaxBlockDuration, keep: o.RetentionDuration, cache: make(map[seriesKey]cachedSeries)}, nil
 }
 
 // Stats returns the counts of skipped samples.
@@ -247,16 +251,31 @@ func (s *Store) classify(r *hv.Reading, err error) error {
 }
 
 func checkReading(r *hv.Reading) error {
+	if err := checkLabels(r); err != nil {
+		return err
+	}
+	return checkSample(r)
+}
+
+// checkLabels checks what makes a reading's series.
+func checkLabels(r *hv.Reading) error {
 	switch {
 	case r.Device == "":
 		return fmt.Errorf("reading of %s at %d: empty device", r.Metric, r.Time)
+	case !utf8.ValidString(r.Device) || !utf8.ValidString(r.Site) || !utf8.ValidString(r.Commune) ||
+		!utf8.ValidString(r.EPCI) || !utf8.ValidString(string(r.Fluid)):
+		return fmt.Errorf("%q %s: labels are not valid UTF-8", r.Device, r.Metric)
+	}
+	return nil
+}
+
+// checkSample checks the metric and value of a reading whose labels are valid.
+func checkSample(r *hv.Reading) error {
+	switch {
 	case !r.Metric.Known():
 		return fmt.Errorf("%s: unknown metric %q", r.Device, r.Metric)
 	case !hv.ValidValue(r.Value):
 		return fmt.Errorf("%s %s at %d: value %v", r.Device, r.Metric, r.Time, r.Value)
-	case !utf8.ValidString(r.Device) || !utf8.ValidString(r.Site) || !utf8.ValidString(r.Commune) ||
-		!utf8.ValidString(r.EPCI) || !utf8.ValidString(string(r.Fluid)):
-		return fmt.Errorf("%q %s: labels are not valid UTF-8", r.Device, r.Metric)
 	}
 	return nil
 }

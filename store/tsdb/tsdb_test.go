@@ -378,3 +378,78 @@ func TestConcurrentWrites(t *testing.T) {
 		t.Errorf("shared: %d points, want %d", len(got), batches*per/2)
 	}
 }
+
+// TestBackfillBlocks: history goes in as whole blocks, one per block range, that survive a reopen; a reading
+// outside its window fails the backfill as invalid.
+func TestBackfillBlocks(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	ctx := context.Background()
+	from, to := t0-40*24*hour(), t0
+	fill := func(_ context.Context, wFrom, wTo int64, worker, workers int, emit func([]hv.Reading) error) error {
+		if worker != 0 {
+			return nil
+		}
+		var rs []hv.Reading
+		for at := wFrom; at < wTo; at += hour() {
+			rs = append(rs, power("hist", at, float64(at)))
+		}
+		return emit(rs)
+	}
+	if err := s.Backfill(ctx, from, to, fill); err != nil {
+		t.Fatal(err)
+	}
+	// one block per 31-day range aligned on the epoch that the 40 days touch, the head untouched
+	if want := int(floorDiv(to-1, s.blockDur) - floorDiv(from, s.blockDur) + 1); len(s.db.Blocks()) != want || want < 2 {
+		t.Errorf("%d blocks, want %d", len(s.db.Blocks()), want)
+	}
+	if n := s.db.Head().NumSeries(); n != 0 {
+		t.Errorf("head holds %d series, want 0", n)
+	}
+	bad := func(_ context.Context, wFrom, _ int64, _, _ int, emit func([]hv.Reading) error) error {
+		return emit([]hv.Reading{power("hist", wFrom-1, 1)})
+	}
+	if err := s.Backfill(ctx, to, to+hour(), bad); !errors.Is(err, hv.ErrInvalid) {
+		t.Errorf("reading before its window: %v, want ErrInvalid", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, dir)
+	defer s.Close()
+	if got := count(t, s, "hist", from, to); len(got) != 40*24 || got[0].Value != float64(from) {
+		t.Fatalf("after reopen: %d points, want %d", len(got), 40*24)
+	}
+}
+
+// TestBackfillRetention: history older than the retention is not written (it would be deleted at once).
+func TestBackfillRetention(t *testing.T) {
+	s, err := Open(t.TempDir(), Options{Retention: 10 * 24 * time.Hour}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var earliest int64
+	fill := func(_ context.Context, wFrom, wTo int64, worker, _ int, emit func([]hv.Reading) error) error {
+		if worker != 0 {
+			return nil
+		}
+		if earliest == 0 {
+			earliest = wFrom
+		}
+		var rs []hv.Reading
+		for at := wFrom; at < wTo; at += hour() {
+			rs = append(rs, power("old", at, 1))
+		}
+		return emit(rs)
+	}
+	if err := s.Backfill(context.Background(), t0-30*24*hour(), t0, fill); err != nil {
+		t.Fatal(err)
+	}
+	if earliest != t0-10*24*hour() {
+		t.Fatalf("history filled from %d, want the retention's edge %d", earliest, t0-10*24*hour())
+	}
+	if got := count(t, s, "old", t0-30*24*hour(), t0); len(got) != 10*24 {
+		t.Fatalf("%d points kept, want %d", len(got), 10*24)
+	}
+}
