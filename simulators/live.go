@@ -45,6 +45,7 @@ type simDevice struct {
 	fleet.Device
 	site      hv.Site
 	baseIndex float64 // the index a fresh runner or history starts from
+	seed      uint64  // the device's own draws (presence)
 	building  model.Building
 	index     *model.Index // the device's cumulative index (energy, volume or heat)
 	hours     model.OperatingHours
@@ -93,6 +94,7 @@ func NewRunner(f *fleet.Fleet, seed uint64, start time.Time) *Runner {
 		}
 		// Indexes start where a meter in service for years would be.
 		sd.baseIndex = float64(1000 + h%50000)
+		sd.seed = h
 		sd.index = model.NewIndex(sd.baseIndex, scale)
 		every := d.Interval
 		if every <= 0 {
@@ -168,6 +170,12 @@ func (r *Runner) values(d *simDevice, t time.Time) map[hv.Metric]float64 {
 		v[hv.LampFailure], v[hv.DoorOpen] = 0, 0
 		if failed > 0 {
 			v[hv.LampFailure] = 1
+		}
+		if d.Presence {
+			v[hv.Presence] = 0
+			if model.PresenceDetected(d.seed, t) {
+				v[hv.Presence] = 1
+			}
 		}
 	default:
 		s := d.building.Sample(t, r.weather)

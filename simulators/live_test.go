@@ -134,3 +134,46 @@ func TestRunnerIndexesRiseAndLightsFollowTheClock(t *testing.T) {
 		t.Errorf("street-light levels by hour %v: want off at noon, full at 19:00, half at 02:00", levels)
 	}
 }
+
+// TestPresenceReports: the controllers of cabinets with presence detection report presence, the others do not;
+// over a night both answers come, rarer after midnight.
+func TestPresenceReports(t *testing.T) {
+	f, _ := laonFleet(t)
+	sensors := map[string]bool{}
+	for _, d := range f.Devices {
+		if d.Presence {
+			if !d.LED || d.Kind != hv.DeviceLightingController {
+				t.Fatalf("%s: presence detection on a non-LED cabinet or a device that is not a controller", d.ID)
+			}
+			sensors[d.ID] = true
+		}
+	}
+	if len(sensors) < 5 {
+		t.Fatalf("only %d cabinets with presence detection in the Pays de Laon", len(sensors))
+	}
+	start := time.Date(2027, 1, 12, 17, 0, 0, 0, time.UTC)
+	r := NewRunner(f, 1, start)
+	evening, night := [2]int{}, [2]int{} // reports without, with someone detected
+	r.observe = func(id string, at time.Time, vals map[hv.Metric]float64) {
+		v, ok := vals[hv.Presence]
+		if ok != sensors[id] {
+			t.Fatalf("%s reports presence: %v, has a sensor: %v", id, ok, sensors[id])
+		}
+		if !ok {
+			return
+		}
+		h := at.In(time.FixedZone("CET", 3600)).Hour()
+		switch {
+		case h >= 18 && h < 21:
+			evening[int(v)]++
+		case h >= 1 && h < 5:
+			night[int(v)]++
+		}
+	}
+	r.Due(start.Add(14 * time.Hour))
+	shareEvening := float64(evening[1]) / float64(evening[0]+evening[1])
+	shareNight := float64(night[1]) / float64(night[0]+night[1])
+	if night[1] == 0 || shareNight >= shareEvening/2 {
+		t.Errorf("someone detected in %.0f %% of evening reports and %.0f %% of night ones", 100*shareEvening, 100*shareNight)
+	}
+}

@@ -55,7 +55,9 @@
 // 100 inhabitants and 15 points more per tenfold (50 % at 1 000, 65 % at 10 000, 76 % in Saint-Quentin),
 // as larger towns renovated first. Each cabinet has one controller (every 5 min) whose max_power_w is the
 // nominal power × 1.1; the cabinet subscribes nominal × 1.2. NominalW is recoverable from the registry
-// alone as round(max_power_w / 1.1).
+// alone as round(max_power_w / 1.1). A third of the LED cabinets of communes of 2 000 inhabitants or more
+// have presence detection on their streets (drawn from a hash of the seed and the cabinet, outside the
+// commune's stream): their controller also reports presence.
 //
 // # Weather
 //
@@ -170,6 +172,9 @@ type Device struct {
 	LED bool
 	// Luminaires is the number of luminaires a lighting controller drives.
 	Luminaires int
+	// Presence says a lighting cabinet's streets have presence detection: its controller reports presence
+	// (0/1, someone detected during the interval).
+	Presence bool
 	// Station is the id of the weather device whose outdoor temperature the device's site sees (the
 	// arrondissement's station); empty for the weather devices themselves.
 	Station string

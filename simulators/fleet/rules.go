@@ -55,6 +55,7 @@ func Profiles() map[string]map[string]hv.KeyMap {
 			"burning_hours": {Metric: hv.OperatingHours, Unit: "h"},
 			"lamp_fail":     {Metric: hv.LampFailure},
 			"door":          {Metric: hv.DoorOpen},
+			"presence":      {Metric: hv.Presence},
 		},
 		ProfileWeather: {
 			"air_temp": {Metric: hv.TemperatureC, Unit: "Cel"},
@@ -297,6 +298,12 @@ func gasShare(pop int) float64 {
 	return 0.95
 }
 
+// Presence detection: on this share of the LED cabinets of communes of at least this population.
+const (
+	presenceShare         = 1.0 / 3
+	presenceMinPopulation = 2000
+)
+
 // ledShare is the share of a commune's cabinets renovated to LED: 35 % at 100 inhabitants, +15 points per
 // tenfold; the 80 % cap only matters for a territory with a city larger than Saint-Quentin.
 func ledShare(pop int) float64 {
@@ -330,6 +337,9 @@ func (g *generator) lighting(f *Fleet, r *rand.Rand, c hv.Commune, of, st string
 			ID: "ctrl-" + id, Site: id, Kind: hv.DeviceLightingController, Fluid: hv.Electricity,
 			Interval: intervalLighting, MaxPowerW: maxPower(float64(nominal)), RegisterMax: 1e5,
 		}, NominalW: float64(nominal), LED: led, Luminaires: n, Station: st}
+		// Drawn outside the commune's stream, so the rest of the fleet is what it was before presence.
+		d.Presence = led && c.Population >= presenceMinPopulation &&
+			float64(hash64(g.seed, "presence", id)>>11)/(1<<53) < presenceShare
 		f.Devices = append(f.Devices, g.device(d, ProfileLighting))
 	}
 }

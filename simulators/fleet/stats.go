@@ -29,6 +29,7 @@ type Stats struct {
 	Luminaires    int
 	LEDLuminaires int
 	LightingW     float64 // nominal power of all lamps at full level
+	Presence      int     // cabinets with presence detection
 }
 
 // Stats counts the fleet.
@@ -69,6 +70,9 @@ func (f *Fleet) Stats() Stats {
 			if d.LED {
 				s.LEDLuminaires += d.Luminaires
 			}
+			if d.Presence {
+				s.Presence++
+			}
 		}
 	}
 	return s
@@ -88,8 +92,8 @@ func (s Stats) String() string {
 	if s.Luminaires > 0 {
 		led = 100 * float64(s.LEDLuminaires) / float64(s.Luminaires)
 	}
-	fmt.Fprintf(&b, "lighting: %d luminaires (%.0f %% LED) on %d cabinets, %.0f kW nominal\n",
-		s.Luminaires, led, s.Cabinets, s.LightingW/1000)
+	fmt.Fprintf(&b, "lighting: %d luminaires (%.0f %% LED) on %d cabinets (%d with presence detection), %.0f kW nominal\n",
+		s.Luminaires, led, s.Cabinets, s.Presence, s.LightingW/1000)
 	return b.String()
 }
 

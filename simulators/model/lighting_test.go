@@ -107,3 +107,39 @@ func TestOperatingHours(t *testing.T) {
 		})
 	}
 }
+
+// TestPresenceDetected: a street with presence detection sees someone in nearly every 5-minute interval by
+// day and in few of them in the small hours, more on weekend nights; asking again gives the same answer.
+func TestPresenceDetected(t *testing.T) {
+	paris, _ := time.LoadLocation("Europe/Paris")
+	start := time.Date(2027, 2, 1, 0, 0, 0, 0, paris) // a Monday
+	share := func(seed uint64, keep func(time.Time) bool) float64 {
+		n, hit := 0, 0
+		for at := start; at.Before(start.AddDate(0, 0, 28)); at = at.Add(5 * time.Minute) {
+			if !keep(at) {
+				continue
+			}
+			n++
+			if PresenceDetected(seed, at) {
+				hit++
+			}
+			if PresenceDetected(seed, at) != PresenceDetected(seed, at.Add(4*time.Minute)) {
+				t.Fatalf("one interval, two answers at %s", at)
+			}
+		}
+		return float64(hit) / float64(n)
+	}
+	for seed := range uint64(3) {
+		day := share(seed, func(at time.Time) bool { return at.Hour() >= 9 && at.Hour() < 18 })
+		week := share(seed, func(at time.Time) bool {
+			return at.Hour() < 4 && at.Weekday() >= time.Tuesday && at.Weekday() <= time.Friday
+		})
+		weekend := share(seed, func(at time.Time) bool {
+			return at.Hour() < 4 && (at.Weekday() == time.Saturday || at.Weekday() == time.Sunday)
+		})
+		if day < 0.9 || week < 0.06 || week > 0.2 || weekend <= week {
+			t.Errorf("seed %d: someone in %.0f %% of day intervals, %.0f %% of weeknight ones, %.0f %% on weekend nights",
+				seed, 100*day, 100*week, 100*weekend)
+		}
+	}
+}

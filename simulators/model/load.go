@@ -68,6 +68,7 @@ const (
 	keyElecNoise
 	keyHeatNoise
 	keyWaterNoise
+	keyPresence // a street's presence sensor (lighting.go)
 )
 
 // draw is a uniform number in [0, 1) that depends only on seed and key.
