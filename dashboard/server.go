@@ -32,6 +32,10 @@ type Deps struct {
 	Ready   func(ctx context.Context) error
 	Metrics http.Handler // the Prometheus handler, built by the caller who owns the registry of collectors
 	Formats []string     // registered payload decoders, for /api/v1/ingest/formats
+	// Hub feeds the websocket /api/v1/ws; nil: no live feed. AllowedOrigins are the browser origins, besides
+	// the server's own host, that may open it.
+	Hub            *live.Hub
+	AllowedOrigins []string
 }
 
 // Limits of the series API: beyond them a response is too large for a browser to draw anyway.
@@ -93,6 +97,7 @@ func New(deps Deps, logger *slog.Logger) *Server {
 		{"GET", "/api/v1/series", allRoles, s.series},
 		{"GET", "/api/v1/ingest/formats", allRoles, s.formats},
 		{"GET", "/api/v1/lighting/sun", allRoles, s.sunTimes},
+		{"GET", "/api/v1/ws", allRoles, s.ws},
 	}
 	for _, rt := range s.routes {
 		s.mux.Handle(rt.method+" "+rt.path, s.wrap(rt))
@@ -163,6 +168,9 @@ func (s *Server) wrap(rt route) http.Handler {
 			return
 		}
 		w.Header().Set("Cache-Control", "no-store")
+		if rt.path == "/api/v1/ws" {
+			r = wsBearer(r)
+		}
 		p, ok := s.authenticate(w, r)
 		if !ok {
 			return

@@ -30,6 +30,9 @@ type Config struct {
 
 type HTTPConfig struct {
 	Listen string `mapstructure:"listen"`
+	// AllowedOrigins are browser origins (scheme://host[:port]), besides the server's own, whose pages may
+	// open the live websocket: a dashboard served from another host.
+	AllowedOrigins []string `mapstructure:"allowed_origins"`
 }
 
 type MQTTConfig struct {
@@ -114,6 +117,7 @@ type LogConfig struct {
 // defaults are the embedded defaults: `hyperviseur serve` with no file runs everything in-process.
 func defaults(v *viper.Viper) {
 	v.SetDefault("http.listen", "127.0.0.1:8080")
+	v.SetDefault("http.allowed_origins", []string{})
 	v.SetDefault("mqtt.broker", "")
 	v.SetDefault("mqtt.client_id", "hyperviseur")
 	v.SetDefault("mqtt.username", "")
@@ -195,6 +199,12 @@ func listOfMapsFromEnv(from, to reflect.Type, data any) (any, error) {
 func (c *Config) Validate() error {
 	bad := func(key, format string, args ...any) error {
 		return fmt.Errorf("config: %s: %s", key, fmt.Sprintf(format, args...))
+	}
+	for _, o := range c.HTTP.AllowedOrigins {
+		if u, err := url.Parse(o); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+			u.Path != "" || u.RawQuery != "" {
+			return bad("http.allowed_origins", "want scheme://host[:port], got %q", o)
+		}
 	}
 	if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
 		return bad("http.listen", "want host:port, got %q", c.HTTP.Listen)

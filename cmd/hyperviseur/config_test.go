@@ -23,6 +23,7 @@ func TestConfigBad(t *testing.T) {
 		{"pilote_scope.bad.yml", `auth.tokens[0].epcis: a pilote needs at least one EPCI code`},
 		{"retention.bad.yml", `storage.retention: must be at least 24h`},
 		{"dup_source.bad.yml", `mqtt.topics[1].name: "a" is used twice`},
+		{"origins.bad.yml", `http.allowed_origins: want scheme://host[:port]`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {

@@ -95,11 +95,15 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger, demo *demoOptions) 
 	metrics := ingest.NewMetrics(promReg)
 
 	state := live.New()
+	hub := live.NewHub()
 	unregistered := registry.NewUnregistered(10000)
 	writer := ingest.NewWriter(ingest.WriterConfig{
 		BatchSize: cfg.Ingest.BatchSize, FlushInterval: cfg.Ingest.FlushInterval, Writers: cfg.Ingest.Writers,
 		QueueSize: cfg.Ingest.QueueSize, WriteTimeout: cfg.Ingest.WriteTimeout,
-	}, store, sp, metrics, log.With("component", "writer"), state.Update)
+	}, store, sp, metrics, log.With("component", "writer"), func(rs []hv.Reading) {
+		state.Update(rs)
+		hub.PublishReadings(rs)
+	})
 
 	sources := make([]*ingest.Source, 0, len(cfg.MQTT.Topics))
 	for _, t := range cfg.MQTT.Topics {
@@ -125,7 +129,7 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger, demo *demoOptions) 
 	api := dashboard.New(dashboard.Deps{
 		Store: store, Registry: reg, Unregistered: unregistered, Live: state, Auth: auth,
 		Metrics: promhttp.HandlerFor(promReg, promhttp.HandlerOpts{Registry: promReg}),
-		Formats: decode.Formats(),
+		Formats: decode.Formats(), Hub: hub, AllowedOrigins: cfg.HTTP.AllowedOrigins,
 		Ready: func(ctx context.Context) error {
 			if !consumer.Connected() {
 				return errors.New("mqtt broker not connected")
