@@ -48,13 +48,15 @@ type Writer struct {
 }
 
 type item struct {
-	rs  []hv.Reading
-	ack func()
+	rs     []hv.Reading
+	ack    func()
+	newest int64 // the message's newest reading time (Unix ms), for the lag histogram
 }
 
 type batch struct {
-	rs   []hv.Reading
-	acks []func()
+	rs     []hv.Reading
+	acks   []func()
+	newest []int64 // per message, parallel to acks
 }
 
 // NewWriter returns a writer; Run starts it. onStored (may be nil) sees every batch once it is in the store,
@@ -73,8 +75,14 @@ func NewWriter(cfg WriterConfig, store hv.Store, spool Spool, m *Metrics, log *s
 // Submit queues the readings of one message; ack is called once they are durable. It blocks while the queue
 // is full, which is how back-pressure reaches the broker; it fails only when ctx ends.
 func (w *Writer) Submit(ctx context.Context, rs []hv.Reading, ack func()) error {
+	// Derived readings (index deltas, counter events) never carry a time later than the reading they come
+	// from, so the newest time is the message's own.
+	var newest int64
+	for i := range rs {
+		newest = max(newest, rs[i].Time)
+	}
 	select {
-	case w.in <- item{rs, ack}:
+	case w.in <- item{rs, ack, newest}:
 		w.metrics.pending.Inc()
 		return nil
 	case <-ctx.Done():
@@ -133,6 +141,7 @@ func (w *Writer) batchLoop(ctx context.Context) {
 		}
 		cur.rs = append(cur.rs, it.rs...)
 		cur.acks = append(cur.acks, it.ack)
+		cur.newest = append(cur.newest, it.newest)
 		if len(cur.rs) >= w.cfg.BatchSize {
 			send()
 		}
@@ -185,10 +194,23 @@ func (w *Writer) flush(b *batch) {
 		time.Sleep(backoff)
 		backoff = min(backoff*2, 5*time.Second)
 	}
+	w.observeLag(b.newest)
 	for _, ack := range b.acks {
 		ack()
 	}
 	w.metrics.pending.Sub(float64(len(b.acks)))
+}
+
+// observeLag records, once per message, how long ago its newest reading was taken, now that the message is
+// durable and about to be acknowledged. A device clock ahead of ours would give a negative lag: it counts as 0.
+func (w *Writer) observeLag(newest []int64) {
+	now := time.Now().UnixNano()
+	for _, t := range newest {
+		if t == 0 {
+			continue
+		}
+		w.metrics.lag.Observe(max(0, float64(now-t*int64(time.Millisecond))/1e9))
+	}
 }
 
 // write is one timed store write with its metrics.
