@@ -43,6 +43,8 @@ func TestLoadgenIntegration(t *testing.T) {
 		MetricsURL: svc.HTTP + "/metrics",
 		PID:        svc.pid(),
 		Wait:       3 * time.Minute,
+		WSURL:      svc.HTTP + "/api/v1/ws",
+		Token:      testToken,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -71,6 +73,10 @@ func TestLoadgenIntegration(t *testing.T) {
 	}
 	if !(res.LagP50 > 0 && res.LagP50 <= res.LagP99) || res.LagAbove {
 		t.Errorf("publish→store p50 %g s, p99 %g s (beyond the top bucket: %v): want 0 < p50 ≤ p99", res.LagP50, res.LagP99, res.LagAbove)
+	}
+	// Every stored power reading is pushed on the live feed, after it is stored.
+	if res.WSReceived != messages || !(res.WSP50 > 0 && res.WSP50 <= res.WSP99) {
+		t.Errorf("live feed: %d power readings received of %d, p50 %g s, p99 %g s", res.WSReceived, messages, res.WSP50, res.WSP99)
 	}
 	if res.CPUSeconds <= 0 || res.PeakRSS <= 0 || res.HeapInuse <= 0 || res.VmHWM <= 0 {
 		t.Errorf("service figures missing: CPU %g s, peak RSS %d, heap %d, VmHWM %d, RSS %d", res.CPUSeconds, res.PeakRSS, res.HeapInuse, res.VmHWM, res.RSS)

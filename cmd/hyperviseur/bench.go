@@ -3,8 +3,10 @@ package main
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -18,9 +20,10 @@ import (
 // /metrics. `bench registry` writes the registry the service needs to know those meters.
 func benchCmd() *cobra.Command {
 	var (
-		cfg      load.BenchConfig
-		jsonOut  bool
-		defaultN = 100_000
+		cfg       load.BenchConfig
+		jsonOut   bool
+		tokenFile string
+		defaultN  = 100_000
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -29,7 +32,8 @@ func benchCmd() *cobra.Command {
 on hv/<id>/up, at --rate messages/s in total (0: as fast as the broker acknowledges), over --connections MQTT
 connections. Then it waits until the service's /metrics says every message is durable, and prints messages/s
 and readings/s stored, publish→store latency p50/p99 (from the service's hyperviseur_ingest_lag_seconds
-histogram), service CPU per reading, peak RSS, heap in use, and loss (published − stored).
+histogram; with --ws, publish→websocket too, measured on the live feed), service CPU per reading, peak RSS,
+heap in use, and loss (published − stored).
 
 The service must know the meters: give it the output of 'hyperviseur bench registry --devices N' in
 registry.files, and run the bench against an otherwise idle service (its counters are read as deltas).`,
@@ -45,6 +49,13 @@ registry.files, and run the bench against an otherwise idle service (its counter
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			cfg.Progress = cmd.ErrOrStderr()
+			if tokenFile != "" {
+				b, err := os.ReadFile(tokenFile)
+				if err != nil {
+					return fmt.Errorf("--token-file: %w", err)
+				}
+				cfg.Token = strings.TrimSpace(string(b))
+			}
 			res, err := load.Bench(ctx, cfg)
 			if err != nil {
 				return err
@@ -76,6 +87,8 @@ registry.files, and run the bench against an otherwise idle service (its counter
 	f.DurationVar(&cfg.Wait, "wait", 2*time.Minute, "after publishing, how long to wait for the service to store everything")
 	f.DurationVar(&cfg.Settle, "settle", 0, "after the run, wait up to this long for the service's next GC before reading its memory (Go collects at least every 2m)")
 	f.BoolVar(&jsonOut, "json", false, "print the result as JSON")
+	f.StringVar(&cfg.WSURL, "ws", "", "the service's live websocket, e.g. ws://127.0.0.1:8080/api/v1/ws: measures publish→websocket latency too")
+	f.StringVar(&tokenFile, "token-file", "", "file holding the API token for --ws (e.g. data/admin.token)")
 
 	var n int
 	reg := &cobra.Command{

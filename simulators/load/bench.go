@@ -25,6 +25,10 @@ type BenchConfig struct {
 	SampleEvery time.Duration // RSS sampling period during the run; default 250ms
 	Client      *http.Client
 	Progress    io.Writer // one line per phase; nil: silent
+	// WSURL, when set, is the service's live websocket (/api/v1/ws), opened with Token before publishing:
+	// each bench power reading's arrival there gives the publish→websocket latency.
+	WSURL string
+	Token string
 }
 
 // Result is what a run measured. Counts come from deltas of the service's counters between the first scrape
@@ -60,6 +64,10 @@ type Result struct {
 	LagP99   float64 `json:"lag_p99_seconds"`
 	LagMean  float64 `json:"lag_mean_seconds"`
 	LagAbove bool    `json:"lag_p99_above_top_bucket,omitempty"`
+	// Publish→websocket latency, exact (nearest rank) over the readings received, when WSURL was given.
+	WSP50      float64 `json:"ws_p50_seconds,omitempty"`
+	WSP99      float64 `json:"ws_p99_seconds,omitempty"`
+	WSReceived int     `json:"ws_received_readings,omitempty"`
 
 	CPUSeconds    float64 `json:"service_cpu_seconds"`
 	CPUPerReading float64 `json:"service_cpu_seconds_per_reading"`
@@ -68,7 +76,8 @@ type Result struct {
 	VmHWM         int64   `json:"service_vmhwm_bytes,omitempty"` // peak since the service started (--pid)
 	RSS           int64   `json:"service_rss_bytes"`             // after the run (and Settle)
 	HeapInuse     int64   `json:"service_heap_inuse_bytes"`
-	Settled       bool    `json:"settled_after_gc"` // a GC ran between the end of the run and the memory reading
+	HeapLive      int64   `json:"service_heap_live_bytes,omitempty"` // live heap at the last GC (go_gc_heap_live_bytes)
+	Settled       bool    `json:"settled_after_gc"`                  // a GC ran between the end of the run and the memory reading
 
 	LostMessages int64 `json:"lost_messages"` // published − stored; negative: stored more than acknowledged
 	LostReadings int64 `json:"lost_readings"`
@@ -112,6 +121,12 @@ func Bench(ctx context.Context, cfg BenchConfig) (*Result, error) {
 	sampler.Go(func() { peak.sample(sampleCtx, cfg, sc) })
 	defer func() { stopSampling(); sampler.Wait() }()
 
+	var ws *wsWatcher
+	if cfg.WSURL != "" {
+		if ws, err = watchWS(ctx, cfg.WSURL, cfg.Token); err != nil {
+			return nil, err
+		}
+	}
 	fmt.Fprintf(progress, "publishing: %d devices over %d connections to %s\n", cfg.Load.Devices, cfg.Load.Connections, cfg.Load.Broker)
 	stats, err := Run(ctx, cfg.Load)
 	if err != nil {
@@ -128,6 +143,9 @@ func Bench(ctx context.Context, cfg BenchConfig) (*Result, error) {
 	stopSampling()
 	sampler.Wait()
 	peak.sampleOnce(ctx, cfg, sc) // a run shorter than the sampling period still gets its end state
+	if ws != nil {
+		ws.wait(stats.Published, 10*time.Second) // stored means pushed: this only drains the socket
+	}
 
 	mem, settled := after, false
 	if cfg.Settle > 0 {
@@ -156,6 +174,7 @@ func Bench(ctx context.Context, cfg BenchConfig) (*Result, error) {
 		PeakRSSFrom:     peak.from,
 		RSS:             int64(mem.RSS),
 		HeapInuse:       int64(mem.HeapInuse),
+		HeapLive:        int64(mem.HeapLive),
 		Settled:         settled,
 		TimedOut:        timedOut,
 	}
@@ -181,6 +200,13 @@ func Bench(ctx context.Context, cfg BenchConfig) (*Result, error) {
 		r.LagP50, r.LagP99 = 0, 0 // NaN has no JSON form; the note says why
 		r.Notes = append(r.Notes, "no message was stored: no latency to report")
 	}
+	if ws != nil {
+		p50, p99, n := ws.quantiles()
+		r.WSP50, r.WSP99, r.WSReceived = p50.Seconds(), p99.Seconds(), n
+		r.Notes = append(r.Notes, fmt.Sprintf("publish→websocket: exact over the %d power readings received on the live feed (nearest rank)", n))
+	} else {
+		r.Notes = append(r.Notes, "publish→websocket latency: not measured (no --ws)")
+	}
 	if cfg.PID > 0 {
 		if hwm, err := procStatus(cfg.PID, "VmHWM:"); err == nil {
 			r.VmHWM = hwm
@@ -188,7 +214,6 @@ func Bench(ctx context.Context, cfg BenchConfig) (*Result, error) {
 	}
 	r.Notes = append(r.Notes,
 		"latency: publish→store per message, from the service's hyperviseur_ingest_lag_seconds, interpolated linearly within its buckets (±20 %); timestamps are rounded to the millisecond",
-		"publish→websocket latency: not measured, the service has no websocket yet",
 		"readings stored: messages made durable × 2 raw readings; written also counts the energy interval deltas ingest derives",
 		"CPU per reading: delta of the service's process_cpu_seconds_total over raw readings stored (includes the bench's scrapes)")
 	r.Notes = append(r.Notes, fmt.Sprintf("devices share %d MQTT connections: a real fleet's per-connection broker memory is not included", r.Connections))
@@ -327,7 +352,11 @@ func (r *Result) WriteTable(w io.Writer) error {
 		above = " (p99 beyond the top bucket)"
 	}
 	row("publish→store", "p50 %s, p99 %s, mean %s%s (interpolated from histogram buckets)", dur(r.LagP50), dur(r.LagP99), dur(r.LagMean), above)
-	row("publish→websocket", "not measured: the service has no websocket yet")
+	if r.WSReceived > 0 {
+		row("publish→websocket", "p50 %s, p99 %s over %d readings received", dur(r.WSP50), dur(r.WSP99), r.WSReceived)
+	} else {
+		row("publish→websocket", "not measured (--ws not given)")
+	}
 	row("service CPU", "%.2f s, %.2f µs per reading", r.CPUSeconds, r.CPUPerReading*1e6)
 	row("service peak RSS", "%s (%s)", mib(r.PeakRSS), r.PeakRSSFrom)
 	if r.VmHWM > 0 {
@@ -339,6 +368,9 @@ func (r *Result) WriteTable(w io.Writer) error {
 	}
 	row("service memory after", "RSS %s, heap in use %s%s; per device: %s RSS, %s heap", mib(r.RSS), mib(r.HeapInuse), settled,
 		bytesPer(r.RSS, r.Devices), bytesPer(r.HeapInuse, r.Devices))
+	if r.HeapLive > 0 {
+		row("live heap", "%s at the last GC; per device: %s", mib(r.HeapLive), bytesPer(r.HeapLive, r.Devices))
+	}
 	row("loss", "%d messages, %d readings (published − stored); %d invalid", r.LostMessages, r.LostReadings, r.Invalid)
 	b.WriteString("\n")
 	for _, n := range r.Notes {

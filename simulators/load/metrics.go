@@ -25,6 +25,7 @@ const (
 	MetricRSS       = "process_resident_memory_bytes"
 	MetricHeapInuse = "go_memstats_heap_inuse_bytes"
 	MetricLastGC    = "go_memstats_last_gc_time_seconds"
+	MetricHeapLive  = "go_gc_heap_live_bytes"
 )
 
 // ErrNoLagHistogram means the service does not expose hyperviseur_ingest_lag_seconds: it predates the bench.
@@ -39,6 +40,7 @@ type Snapshot struct {
 	CPUSeconds float64
 	RSS        float64 // bytes
 	HeapInuse  float64 // bytes
+	HeapLive   float64 // bytes the last GC found live; 0 when the service does not export it
 	LastGC     float64 // Unix seconds
 	Lag        Histogram
 }
@@ -119,6 +121,7 @@ func ParseSnapshot(r io.Reader) (Snapshot, error) {
 		CPUSeconds: sum(families[MetricCPU]),
 		RSS:        sum(families[MetricRSS]),
 		HeapInuse:  sum(families[MetricHeapInuse]),
+		HeapLive:   sum(families[MetricHeapLive]),
 		LastGC:     sum(families[MetricLastGC]),
 	}
 	if mf := families[MetricMessages]; mf != nil {
