@@ -1,0 +1,110 @@
+package rules
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	hv "github.com/useda02/hyperviseur"
+)
+
+const engineRules = `
+rules:
+  - name: puissance-mairie
+    kind: threshold
+    severity: critical
+    scope: {devices: [elec-mairie]}
+    metric: power_w
+    above: 30000
+    clear: 25000
+`
+
+// noQuery is the engine's querier when only streaming rules run: a window rule would fail loudly.
+type noQuery struct{}
+
+func (noQuery) Query(context.Context, hv.Query) ([]hv.Series, error) {
+	return nil, hv.ErrUnavailable
+}
+
+// TestEngine: a streaming rule fed through the engine raises its alert at the next evaluation; an invalid
+// reload is refused with its line and the running rules keep evaluating; a reload without the rule resolves
+// its alert; per-rule metrics count the evaluations.
+func TestEngine(t *testing.T) {
+	ctx := context.Background()
+	src := engineRules
+	load := func() (*RuleSet, error) { return LoadRules([]byte(src), "engine.yaml", testReg, Deps{}) }
+	set, err := load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := OpenSQLite(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	mgr, err := NewManager(ctx, db, nil, nil, nil, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	promReg := prometheus.NewRegistry()
+	e, err := NewEngine(EngineConfig{Every: time.Minute, Registerer: promReg}, set, load, mgr, noQuery{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	firing := func() []Alert {
+		t.Helper()
+		as, err := mgr.Alerts(ctx, Filter{State: hv.AlertFiring})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return as
+	}
+	t0 := ruleNow
+	if st, _ := e.Status(); len(st) != 1 || st[0].Health != "unknown" {
+		t.Fatalf("status before any evaluation: %+v", st)
+	}
+	e.Observe([]hv.Reading{{Device: "elec-mairie", Metric: hv.PowerW, Value: 34000, Time: t0.UnixMilli(), Site: "mairie-laon", EPCI: "200043495"}})
+	e.EvalAll(ctx, t0.Add(time.Minute))
+	if as := firing(); len(as) != 1 || as[0].Rule != "puissance-mairie" || as[0].Labels["device"] != "elec-mairie" {
+		t.Fatalf("firing after 34 kW: %+v", as)
+	}
+	st, _ := e.Status()
+	if st[0].Health != "ok" || st[0].Conditions != 1 || !st[0].LastEval.Equal(t0.Add(time.Minute)) {
+		t.Fatalf("status: %+v", st[0])
+	}
+
+	src = strings.Replace(engineRules, "above: 30000", "abov: 30000", 1)
+	err = e.Reload(ctx, t0.Add(2*time.Minute))
+	if err == nil || !strings.Contains(err.Error(), "line 8") || !strings.Contains(err.Error(), `"abov"`) {
+		t.Fatalf("invalid reload: %v, want the line and the key", err)
+	}
+	if _, rl := e.Status(); rl.Error == "" {
+		t.Fatal("the refused reload is not reported")
+	}
+	e.EvalAll(ctx, t0.Add(3*time.Minute)) // the previous rules still run
+	if len(firing()) != 1 {
+		t.Fatal("the alert went away with a refused reload")
+	}
+
+	src = "rules: []\n"
+	if err := e.Reload(ctx, t0.Add(4*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if as := firing(); len(as) != 0 {
+		t.Fatalf("alerts of a removed rule still firing: %+v", as)
+	}
+	if st, rl := e.Status(); len(st) != 0 || rl.Error != "" {
+		t.Fatalf("status after reload: %+v %+v", st, rl)
+	}
+	if n := testutil.ToFloat64(e.m.evals.WithLabelValues("puissance-mairie")); n != 2 {
+		t.Fatalf("%g evaluations counted, want 2", n)
+	}
+	if n := testutil.ToFloat64(e.m.reloads.WithLabelValues("error")); n != 1 {
+		t.Fatalf("%g refused reloads counted, want 1", n)
+	}
+}
