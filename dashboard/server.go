@@ -36,6 +36,9 @@ type Deps struct {
 	// the server's own host, that may open it.
 	Hub            *live.Hub
 	AllowedOrigins []string
+	// Alerts and Rules are the rules engine (*rules.Manager, *rules.Engine); nil: its routes answer 404.
+	Alerts Alerts
+	Rules  Rules
 }
 
 // Limits of the series API: beyond them a response is too large for a browser to draw anyway.
@@ -68,7 +71,10 @@ type route struct {
 	h            func(w http.ResponseWriter, r *http.Request, p Principal)
 }
 
-var allRoles = Roles
+var (
+	allRoles   = Roles
+	staffRoles = []Role{RoleAdmin, RoleTechnicien} // the syndicate's people who act on alerts
+)
 
 // New builds the server. It panics when a required dependency is missing: that is a wiring bug.
 func New(deps Deps, logger *slog.Logger) *Server {
@@ -98,6 +104,14 @@ func New(deps Deps, logger *slog.Logger) *Server {
 		{"GET", "/api/v1/ingest/formats", allRoles, s.formats},
 		{"GET", "/api/v1/lighting/sun", allRoles, s.sunTimes},
 		{"GET", "/api/v1/ws", allRoles, s.ws},
+		{"GET", "/api/v1/alerts", allRoles, s.alerts},
+		{"GET", "/api/v1/alerts/{id}", allRoles, s.alert},
+		{"POST", "/api/v1/alerts/{id}/ack", staffRoles, s.ackAlert},
+		{"GET", "/api/v1/silences", allRoles, s.silences},
+		{"POST", "/api/v1/silences", staffRoles, s.addSilence},
+		{"DELETE", "/api/v1/silences/{id}", staffRoles, s.expireSilence},
+		{"GET", "/api/v1/rules", allRoles, s.rulesStatus},
+		{"POST", "/api/v1/rules/reload", []Role{RoleAdmin}, s.reloadRules},
 	}
 	for _, rt := range s.routes {
 		s.mux.Handle(rt.method+" "+rt.path, s.wrap(rt))

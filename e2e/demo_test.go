@@ -61,16 +61,36 @@ func TestDemoIntegration(t *testing.T) {
 }
 
 // TestDemoFaultsIntegration: faults injected with --fault reach the service as their signatures: a
-// controller sending garbage is dead-lettered as invalid, a replaced meter's index restart is flagged.
+// controller sending garbage is dead-lettered as invalid, a replaced meter's index restart is flagged, and
+// the rules engine raises its alert, visible in the API.
 func TestDemoFaultsIntegration(t *testing.T) {
 	from := time.Now().Add(-12 * time.Hour).UTC().Format(time.RFC3339)
-	svc := startService(t, serviceOptions{Demo: []string{"--epci", "200043495", "--speed", "3600",
+	svc := startService(t, serviceOptions{Extra: "rules:\n  interval: 2s\n", Demo: []string{"--epci", "200043495", "--speed", "3600",
 		"--fault", "malformed:ctrl-armoire-02408-002",
 		"--fault", "index_reset:elec-mairie-02408:from=" + from}})
 	eventually(t, 90*time.Second, "both faults seen", func() (bool, string) {
 		invalid := svc.metricValue("hyperviseur_ingest_messages_total", "outcome", "invalid")
 		resets := svc.metricValue("hyperviseur_ingest_counter_events_total", "flag", "reset")
 		return invalid >= 10 && resets == 1, fmt.Sprintf("%g invalid messages, %g index resets", invalid, resets)
+	})
+	eventually(t, 60*time.Second, "the index reset alert firing", func() (bool, string) {
+		var got struct {
+			Alerts []struct {
+				Rule   string            `json:"rule"`
+				State  string            `json:"state"`
+				Labels map[string]string `json:"labels"`
+			} `json:"alerts"`
+		}
+		q := url.Values{"rule": {"index-anomalie"}, "state": {"firing"}}
+		if code := svc.get("/api/v1/alerts", q, &got); code != 200 {
+			return false, fmt.Sprintf("HTTP %d", code)
+		}
+		for _, a := range got.Alerts {
+			if a.Labels["device"] == "elec-mairie-02408" {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("%d index-anomalie alerts firing, none for elec-mairie-02408", len(got.Alerts))
 	})
 }
 

@@ -25,6 +25,8 @@ type Config struct {
 	Ingest   IngestConfig   `mapstructure:"ingest"`
 	Registry RegistryConfig `mapstructure:"registry"`
 	Auth     AuthConfig     `mapstructure:"auth"`
+	Rules    RulesConfig    `mapstructure:"rules"`
+	Notify   NotifyConfig   `mapstructure:"notify"`
 	Log      LogConfig      `mapstructure:"log"`
 }
 
@@ -96,6 +98,42 @@ type RegistryConfig struct {
 	Files []string `mapstructure:"files"` // empty: the embedded demo registry
 }
 
+type RulesConfig struct {
+	// Files are rule files (YAML); empty: the embedded default set (configs/rules). They are watched: an
+	// edit is reloaded, and an invalid one refused while the previous rules keep running.
+	Files    []string      `mapstructure:"files"`
+	Interval time.Duration `mapstructure:"interval"` // evaluation interval of every rule
+}
+
+type NotifyConfig struct {
+	MQTT     bool            `mapstructure:"mqtt"` // alerts on hv/alerts/<severity>
+	Webhooks []WebhookConfig `mapstructure:"webhooks"`
+	Email    EmailConfig     `mapstructure:"email"`
+}
+
+// RouteConfig restricts a notifier to some severities and EPCIs (empty: all).
+type RouteConfig struct {
+	Severities []string `mapstructure:"severities"`
+	EPCIs      []string `mapstructure:"epcis"`
+}
+
+type WebhookConfig struct {
+	Name        string `mapstructure:"name"`
+	URL         string `mapstructure:"url"`
+	Secret      string `mapstructure:"secret"` // HMAC key of the X-Hyperviseur-Signature header; never logged
+	RouteConfig `mapstructure:",squash"`
+}
+
+type EmailConfig struct {
+	Addr        string        `mapstructure:"addr"` // empty: no e-mail
+	From        string        `mapstructure:"from"`
+	To          []string      `mapstructure:"to"`
+	Username    string        `mapstructure:"username"`
+	Password    string        `mapstructure:"password"` // never logged
+	Every       time.Duration `mapstructure:"every"`
+	RouteConfig `mapstructure:",squash"`
+}
+
 type AuthConfig struct {
 	// Tokens are API tokens stored as SHA-256; with none, a bootstrap admin token is generated at start into
 	// <storage.path>/admin.token (mode 0600) and never logged.
@@ -151,6 +189,18 @@ func defaults(v *viper.Viper) {
 	v.SetDefault("ingest.write_timeout", "10s")
 	v.SetDefault("registry.files", []string{})
 	v.SetDefault("auth.tokens", []map[string]any{})
+	v.SetDefault("rules.files", []string{})
+	v.SetDefault("rules.interval", "1m")
+	v.SetDefault("notify.mqtt", true)
+	v.SetDefault("notify.webhooks", []map[string]any{})
+	v.SetDefault("notify.email.addr", "")
+	v.SetDefault("notify.email.from", "")
+	v.SetDefault("notify.email.to", []string{})
+	v.SetDefault("notify.email.username", "")
+	v.SetDefault("notify.email.password", "")
+	v.SetDefault("notify.email.every", "15m")
+	v.SetDefault("notify.email.severities", []string{})
+	v.SetDefault("notify.email.epcis", []string{})
 	v.SetDefault("log.level", "info")
 	v.SetDefault("log.format", "text")
 }
@@ -304,6 +354,43 @@ func (c *Config) Validate() error {
 		}
 		if t.Role == "pilote" && len(t.EPCIs) == 0 {
 			return bad(key+".epcis", "a pilote needs at least one EPCI code")
+		}
+	}
+	if c.Rules.Interval < time.Second {
+		return bad("rules.interval", "must be at least 1s, got %s", c.Rules.Interval)
+	}
+	checkRoute := func(key string, r RouteConfig) error {
+		for _, s := range r.Severities {
+			if !slices.Contains([]string{"critical", "warning", "info"}, s) {
+				return bad(key+".severities", "want critical, warning or info, got %q", s)
+			}
+		}
+		return nil
+	}
+	for i, w := range c.Notify.Webhooks {
+		key := fmt.Sprintf("notify.webhooks[%d]", i)
+		if w.Name == "" {
+			return bad(key+".name", "must not be empty")
+		}
+		if u, err := url.Parse(w.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return bad(key+".url", "want http(s)://host/path, got %q", w.URL)
+		}
+		if err := checkRoute(key, w.RouteConfig); err != nil {
+			return err
+		}
+	}
+	if e := c.Notify.Email; e.Addr != "" {
+		if _, _, err := net.SplitHostPort(e.Addr); err != nil {
+			return bad("notify.email.addr", "want host:port, got %q", e.Addr)
+		}
+		if e.From == "" || len(e.To) == 0 {
+			return bad("notify.email.to", "from and to are required with notify.email.addr")
+		}
+		if e.Every < time.Minute {
+			return bad("notify.email.every", "must be at least 1m, got %s", e.Every)
+		}
+		if err := checkRoute("notify.email", e.RouteConfig); err != nil {
+			return err
 		}
 	}
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {

@@ -24,6 +24,8 @@ func TestConfigBad(t *testing.T) {
 		{"retention.bad.yml", `storage.retention: must be at least 24h`},
 		{"dup_source.bad.yml", `mqtt.topics[1].name: "a" is used twice`},
 		{"origins.bad.yml", `http.allowed_origins: want scheme://host[:port]`},
+		{"webhook.bad.yml", `notify.webhooks[0].url: want http(s)://host/path`},
+		{"rules_interval.bad.yml", `rules.interval: must be at least 1s`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {

@@ -103,6 +103,11 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger, demo *demoOptions) 
 
 	state := live.New()
 	hub := live.NewHub()
+	alerting, err := startRules(ctx, cfg, store, reg, state, hub, brokerURL, promReg, log)
+	if err != nil {
+		return err
+	}
+	defer alerting.Close()
 	unregistered := registry.NewUnregistered(10000)
 	writer := ingest.NewWriter(ingest.WriterConfig{
 		BatchSize: cfg.Ingest.BatchSize, FlushInterval: cfg.Ingest.FlushInterval, Writers: cfg.Ingest.Writers,
@@ -110,6 +115,7 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger, demo *demoOptions) 
 	}, store, sp, metrics, log.With("component", "writer"), func(rs []hv.Reading) {
 		state.Update(rs)
 		hub.PublishReadings(rs)
+		alerting.engine.Observe(rs)
 	})
 
 	sources := make([]*ingest.Source, 0, len(cfg.MQTT.Topics))
@@ -137,6 +143,7 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger, demo *demoOptions) 
 		Store: store, Registry: reg, Unregistered: unregistered, Live: state, Auth: auth,
 		Metrics: promhttp.HandlerFor(promReg, promhttp.HandlerOpts{Registry: promReg}),
 		Formats: decode.Formats(), Hub: hub, AllowedOrigins: cfg.HTTP.AllowedOrigins,
+		Alerts: alerting.manager, Rules: alerting.engine,
 		Ready: func(ctx context.Context) error {
 			if !consumer.Connected() {
 				return errors.New("mqtt broker not connected")
