@@ -28,7 +28,9 @@ type point struct {
 }
 
 // New returns an empty state.
-func New() *State { return &State{devices: make(map[string][]point), metrics: make(map[hv.Metric]hv.Metric)} }
+func New() *State {
+	return &State{devices: make(map[string][]point), metrics: make(map[hv.Metric]hv.Metric)}
+}
 
 // Update records readings; an older reading never replaces a newer one.
 func (s *State) Update(rs []hv.Reading) {
