@@ -3,6 +3,7 @@ package rules
 import (
 	"context"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	hv "github.com/useda02/hyperviseur"
+	"github.com/useda02/hyperviseur/store/tsdb"
 )
 
 const engineRules = `
@@ -106,5 +108,73 @@ func TestEngine(t *testing.T) {
 	}
 	if n := testutil.ToFloat64(e.m.reloads.WithLabelValues("error")); n != 1 {
 		t.Fatalf("%g refused reloads counted, want 1", n)
+	}
+}
+
+// TestEngineWarm: after a restart, the streaming rules rebuild their state from the store, so a meter reset
+// seen before the restart and a power still above the threshold keep their alerts.
+func TestEngineWarm(t *testing.T) {
+	ctx := context.Background()
+	store, err := tsdb.Open(t.TempDir(), tsdb.Options{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	t0 := ruleNow
+	lbl := func(r hv.Reading) hv.Reading {
+		r.Site, r.Commune, r.EPCI, r.Fluid = "mairie-laon", "02408", "200043495", hv.Electricity
+		return r
+	}
+	if err := store.Write(ctx, []hv.Reading{
+		lbl(hv.Reading{Device: "elec-mairie", Metric: hv.PowerW, Value: 34000, Time: t0.Add(-30 * time.Minute).UnixMilli()}),
+		lbl(hv.Reading{Device: "elec-mairie", Metric: hv.CounterEvent, Value: float64(hv.FlagReset), Time: t0.Add(-2 * time.Hour).UnixMilli()}),
+		lbl(hv.Reading{Device: "elec-ecole", Metric: hv.PowerW, Value: 34000, Time: t0.Add(-48 * time.Hour).UnixMilli()}), // older than a day
+	}); err != nil {
+		t.Fatal(err)
+	}
+	src := engineRules + `
+  - name: index
+    kind: counter
+    severity: info
+    hold: 24h
+  - name: puissance-ecole
+    kind: threshold
+    scope: {devices: [elec-ecole]}
+    metric: power_w
+    above: 30000
+`
+	set, err := LoadRules([]byte(src), "warm.yaml", testReg, Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := OpenSQLite(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	mgr, err := NewManager(ctx, db, nil, nil, nil, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := NewEngine(EngineConfig{}, set, nil, mgr, store, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := e.Warm(ctx, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.EvalAll(ctx, t0)
+	as, err := mgr.Alerts(ctx, Filter{State: hv.AlertFiring})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, a := range as {
+		got = append(got, a.Rule+"/"+a.Labels["device"])
+	}
+	slices.Sort(got)
+	if want := []string{"index/elec-mairie", "puissance-mairie/elec-mairie"}; !slices.Equal(got, want) || n != 3 { // power_w replayed to both threshold rules
+		t.Fatalf("after warm-up (%d readings replayed): firing %v, want %v", n, got, want)
 	}
 }

@@ -164,6 +164,12 @@ func startRules(ctx context.Context, cfg *Config, store hv.Store, reg *registry.
 		svc.Close()
 		return nil, err
 	}
+	// Streaming rules rebuild what they remember of the readings from the store before ingest starts.
+	if n, err := svc.engine.Warm(ctx, time.Now()); err != nil {
+		log.Warn("streaming rules not warmed up from the store: they start empty", "err", err)
+	} else {
+		log.Info("streaming rules warmed up from the store", "readings", n)
+	}
 	go svc.engine.Run(runCtx)
 	go pruneAlerts(runCtx, db, cfg.Storage.Retention, log)
 	if len(cfg.Rules.Files) > 0 {
