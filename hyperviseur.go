@@ -68,6 +68,9 @@ const (
 	FlagReset    CounterFlag = 1 // index decreased: meter replaced or reset; delta = new value
 	FlagRollover CounterFlag = 2 // index wrapped at the configured register width
 	FlagJump     CounterFlag = 3 // increase above max power × interval: flagged, not counted
+	// FlagClockSkew: the device stamps its readings ahead of the service's clock by more than ingest's
+	// tolerance, but within the accepted future; the readings are stored, the event is at the receive time.
+	FlagClockSkew CounterFlag = 4
 )
 
 func (f CounterFlag) String() string {
@@ -78,6 +81,8 @@ func (f CounterFlag) String() string {
 		return "rollover"
 	case FlagJump:
 		return "jump"
+	case FlagClockSkew:
+		return "clock_skew"
 	}
 	return "none"
 }

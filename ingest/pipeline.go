@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -33,9 +34,14 @@ type Lookup func(device string) (dev *hv.Device, site *hv.Site, ok bool)
 type DeadLetter func(ctx context.Context, source string, msg []byte) error
 
 // Config tunes the pipeline.
+// ClockSkewTolerance is how far ahead of the service's clock a device may stamp its readings before each
+// message is flagged with a clock_skew counter event (the readings are stored all the same up to MaxFuture):
+// network and batching delays only ever make timestamps late, never early.
+const ClockSkewTolerance = time.Minute
+
 type Config struct {
 	MaxPayload int           // bytes; larger payloads are rejected unread
-	MaxFuture  time.Duration // readings further in the future are rejected (clock skew)
+	MaxFuture  time.Duration // readings further in the future are rejected (clock skew); within it, beyond ClockSkewTolerance, flagged
 	Retention  time.Duration // readings older than this are rejected: the store would drop them
 }
 
@@ -127,6 +133,8 @@ func (p *Pipeline) readings(src *Source, topic string, payload []byte, now time.
 
 	rs := make([]hv.Reading, 0, len(samples)+2)
 	var indexes []indexRef // cumulative readings, for the delta pass
+	var skewed []int       // the first reading of each device stamped ahead of the clock
+	skewT := now.Add(ClockSkewTolerance).UnixMilli()
 	var (
 		lastDev  string
 		dev      *hv.Device
@@ -177,7 +185,17 @@ func (p *Pipeline) readings(src *Source, topic string, payload []byte, now time.
 		if metric.Cumulative() {
 			indexes = append(indexes, indexRef{len(rs), d})
 		}
+		if t > skewT && !slices.ContainsFunc(skewed, func(i int) bool { return rs[i].Device == r.Device }) {
+			skewed = append(skewed, len(rs))
+		}
 		rs = append(rs, r)
+	}
+	for _, i := range skewed {
+		ev := rs[i]
+		ev.Metric, ev.Value, ev.Time = hv.CounterEvent, float64(hv.FlagClockSkew), nowMS
+		p.metrics.counterEvents.WithLabelValues(hv.FlagClockSkew.String()).Inc()
+		p.logLimited(ev.Device, "device clock ahead", "device", ev.Device, "ahead", time.Duration(rs[i].Time-nowMS)*time.Millisecond)
+		rs = append(rs, ev)
 	}
 	// Deltas come last, once the whole message is known valid, so a rejected message moves no counter.
 	for _, ix := range indexes {

@@ -224,3 +224,30 @@ func TestPipelineSurvivesDecoderPanic(t *testing.T) {
 		t.Fatalf("acked=%v dead letters %+v: want the panic dead-lettered and the message acknowledged", acked.Load(), dead)
 	}
 }
+
+// TestPipelineFlagsClockAhead: a device stamping its readings two minutes ahead is stored (within
+// max_future) with one clock_skew counter event at the receive time; one a few seconds ahead is not flagged.
+func TestPipelineFlagsClockAhead(t *testing.T) {
+	f := newPipelineFixture(t)
+	f.handle(t, "hv/elec-1/up", "json", fmt.Sprintf(`{"ts":%d,"power_w":2000}`, f.now.Add(5*time.Second).UnixMilli()))
+	f.handle(t, "hv/elec-1/up", "json", fmt.Sprintf(`{"ts":%d,"power_w":2100,"energy_kwh":5}`, f.now.Add(2*time.Minute).UnixMilli()))
+	f.store.mu.Lock()
+	defer f.store.mu.Unlock()
+	var events []hv.Reading
+	power := 0
+	for _, r := range f.store.stored {
+		switch r.Metric {
+		case hv.CounterEvent:
+			events = append(events, r)
+		case hv.PowerW:
+			power++
+		}
+	}
+	if power != 2 || len(events) != 1 || hv.CounterFlag(events[0].Value) != hv.FlagClockSkew ||
+		events[0].Time != f.now.UnixMilli() || events[0].Site != "mairie-laon" {
+		t.Fatalf("%d power readings stored, counter events %+v; want both readings and one clock_skew event now", power, events)
+	}
+	if n := testutil.ToFloat64(f.metrics.counterEvents.WithLabelValues("clock_skew")); n != 1 {
+		t.Errorf("clock_skew events counted: %g", n)
+	}
+}

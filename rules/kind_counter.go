@@ -15,26 +15,26 @@ const KindCounter = "counter"
 
 // CounterConfig watches the counter events ingest writes when a cumulative index misbehaves (the
 // counter_event metric, whose value is an hv.CounterFlag): a reset (meter replaced), a rollover (register
-// wrapped) or an implausible jump (not counted). An event is an instant, so the condition holds for Hold after
-// the device's last event, long enough for the lifecycle to fire and a technician to look.
-//
-// A skewed device clock is not detected here: it would need the arrival time of each reading next to its
-// timestamp, which readings do not carry (ingest rejects readings more than 5 minutes in the future).
+// wrapped), an implausible jump (not counted), or a clock running ahead (ingest compares each message's
+// timestamps with its arrival: ahead by more than a minute is flagged and stored; beyond ingest.max_future
+// the message is refused, dead-lettered with the reason, and the device then shows up as silent). An event is
+// an instant, so the condition holds for Hold after the device's last event, long enough for the lifecycle to
+// fire and a technician to look.
 type CounterConfig struct {
-	Flags []string      `yaml:"flags"` // reset, rollover, jump; default all three
+	Flags []string      `yaml:"flags"` // reset, rollover, jump, clock_skew; default all four
 	Hold  time.Duration `yaml:"hold"`  // how long a condition lasts after the last event; default 24h
 }
 
 // DefaultCounterConfig watches every flag and holds 24 h.
 func DefaultCounterConfig() CounterConfig {
-	return CounterConfig{Flags: []string{"reset", "rollover", "jump"}, Hold: 24 * time.Hour}
+	return CounterConfig{Flags: []string{"reset", "rollover", "jump", "clock_skew"}, Hold: 24 * time.Hour}
 }
 
 // CounterRule is the streaming counter-event rule.
 type CounterRule struct {
 	*base
 	cfg   CounterConfig
-	flags [4]bool // by hv.CounterFlag
+	flags [5]bool // by hv.CounterFlag
 
 	mu     sync.Mutex
 	states []counterState
@@ -56,7 +56,7 @@ func NewCounter(rc RuleConfig, c CounterConfig, reg *registry.Registry) (*Counte
 	var errs []fieldError
 	r := &CounterRule{cfg: c}
 	if len(c.Flags) == 0 {
-		errs = append(errs, ferr("flags", "flags must name at least one of reset, rollover, jump"))
+		errs = append(errs, ferr("flags", "flags must name at least one of reset, rollover, jump, clock_skew"))
 	}
 	for _, f := range c.Flags {
 		switch f {
@@ -66,8 +66,10 @@ func NewCounter(rc RuleConfig, c CounterConfig, reg *registry.Registry) (*Counte
 			r.flags[hv.FlagRollover] = true
 		case "jump":
 			r.flags[hv.FlagJump] = true
+		case "clock_skew":
+			r.flags[hv.FlagClockSkew] = true
 		default:
-			errs = append(errs, fieldError{"flags", f, fmt.Sprintf("flag %q is not one of reset, rollover, jump", f)})
+			errs = append(errs, fieldError{"flags", f, fmt.Sprintf("flag %q is not one of reset, rollover, jump, clock_skew", f)})
 		}
 	}
 	if c.Hold <= 0 {
@@ -136,6 +138,8 @@ func (r *CounterRule) Eval(_ context.Context, now time.Time, _ Querier) ([]Condi
 			summary = "Index remis à zéro le " + at + " (compteur remplacé ou réinitialisé)"
 		case hv.FlagRollover:
 			summary = "Index passé par son maximum le " + at + " (rebouclage du registre)"
+		case hv.FlagClockSkew:
+			summary = "Horloge de l'équipement en avance (message du " + at + ") : à remettre à l'heure"
 		default:
 			summary = "Saut d'index invraisemblable le " + at + ", non compté dans la consommation"
 		}

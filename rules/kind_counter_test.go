@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -63,5 +64,27 @@ func TestCounterFlags(t *testing.T) {
 	r.Observe([]hv.Reading{regReading(reg, "elec-mairie", hv.CounterEvent, ruleNow, float64(hv.FlagJump))})
 	if cs := evalRule(t, r, ruleNow, nil); len(cs) != 1 || !strings.HasPrefix(cs[0].Summary, "Saut d'index invraisemblable") {
 		t.Fatalf("jump: got %v", cs)
+	}
+}
+
+// TestCounterClockSkew: ingest's clock_skew events raise the counter rule like index anomalies, with their own
+// summary.
+func TestCounterClockSkew(t *testing.T) {
+	r, err := NewCounter(RuleConfig{Name: "horloge", Scope: Scope{Devices: []string{"elec-mairie"}}},
+		CounterConfig{Flags: []string{"clock_skew"}, Hold: time.Hour}, testReg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := ruleNow.Add(-10 * time.Minute).UnixMilli()
+	r.Observe([]hv.Reading{
+		{Device: "elec-mairie", Metric: hv.CounterEvent, Value: float64(hv.FlagReset), Time: at}, // not watched here
+		{Device: "elec-mairie", Metric: hv.CounterEvent, Value: float64(hv.FlagClockSkew), Time: at + 1},
+	})
+	conds, err := r.Eval(context.Background(), ruleNow, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(conds) != 1 || conds[0].Value != float64(hv.FlagClockSkew) || !strings.Contains(conds[0].Summary, "Horloge") {
+		t.Fatalf("conditions %+v", conds)
 	}
 }
