@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"text/template"
 	"time"
 
@@ -1095,4 +1096,29 @@ func (c *errCollector) err() error {
 		return errors.Join(append(c.errs, fmt.Errorf("… and %d more problems", c.n-len(c.errs)))...)
 	}
 	return errors.Join(c.errs...)
+}
+
+// observe calls fn under mu for each reading of rs that is one of metrics and of a device the rule watches,
+// with the device's target index: the loop every streaming kind shares. The lock is taken at the first such
+// reading only, so a batch with nothing for the rule costs a scan and no lock.
+func (b *base) observe(mu *sync.Mutex, rs []hv.Reading, metrics []hv.Metric, fn func(idx int, rd *hv.Reading)) {
+	locked := false
+	for i := range rs {
+		rd := &rs[i]
+		if !slices.Contains(metrics, rd.Metric) {
+			continue
+		}
+		idx, ok := b.index[rd.Device]
+		if !ok {
+			continue
+		}
+		if !locked {
+			mu.Lock()
+			locked = true
+		}
+		fn(idx, rd)
+	}
+	if locked {
+		mu.Unlock()
+	}
 }

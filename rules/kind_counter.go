@@ -86,38 +86,22 @@ func NewCounter(rc RuleConfig, c CounterConfig, reg *registry.Registry) (*Counte
 
 // Observe records the counter events of watched devices.
 func (r *CounterRule) Observe(rs []hv.Reading) {
-	locked := false
 	hold := r.cfg.Hold.Milliseconds()
-	for i := range rs {
-		rd := &rs[i]
-		if rd.Metric != hv.CounterEvent {
-			continue
-		}
+	r.observe(&r.mu, rs, []hv.Metric{hv.CounterEvent}, func(idx int, rd *hv.Reading) {
 		f := hv.CounterFlag(rd.Value)
 		if f <= hv.FlagNone || int(f) >= len(r.flags) || !r.flags[f] {
-			continue
-		}
-		idx, ok := r.index[rd.Device]
-		if !ok {
-			continue
-		}
-		if !locked {
-			r.mu.Lock()
-			locked = true
+			return
 		}
 		st := &r.states[idx]
 		if rd.Time <= st.last { // the same event again (a redelivery), or an older one
-			continue
+			return
 		}
 		if st.n == 0 || rd.Time-st.last > hold {
 			st.first, st.n = rd.Time, 0
 		}
 		st.last, st.flag = rd.Time, f
 		st.n++
-	}
-	if locked {
-		r.mu.Unlock()
-	}
+	})
 }
 
 // Eval returns one condition per device with an event less than Hold before now.

@@ -108,24 +108,11 @@ func (r *DayBurnerRule) onLevel(t *target) float64 {
 
 // Observe judges each power reading of a watched controller.
 func (r *DayBurnerRule) Observe(rs []hv.Reading) {
-	locked := false
 	margin := r.cfg.Margin.Milliseconds()
-	for i := range rs {
-		rd := &rs[i]
-		if rd.Metric != hv.PowerW {
-			continue
-		}
-		idx, ok := r.index[rd.Device]
-		if !ok {
-			continue
-		}
-		if !locked {
-			r.mu.Lock()
-			locked = true
-		}
+	r.observe(&r.mu, rs, []hv.Metric{hv.PowerW}, func(idx int, rd *hv.Reading) {
 		st := &r.states[idx]
 		if rd.Time <= st.last {
-			continue
+			return
 		}
 		t := &r.targets[idx]
 		st.last, st.power = rd.Time, rd.Value
@@ -142,10 +129,7 @@ func (r *DayBurnerRule) Observe(rs []hv.Reading) {
 		case st.burnSince == 0:
 			st.burnSince = rd.Time
 		}
-	}
-	if locked {
-		r.mu.Unlock()
-	}
+	})
 }
 
 // Eval returns the controllers whose last reading, less than Stale old, burned in daylight.
@@ -240,26 +224,13 @@ func expectedW(nominal, level float64) float64 {
 // Observe follows the level, power and alarm of watched controllers, judging power when a level and a
 // power of the same report are both in.
 func (r *LampFailureRule) Observe(rs []hv.Reading) {
-	locked := false
-	for i := range rs {
-		rd := &rs[i]
-		if rd.Metric != hv.PowerW && rd.Metric != hv.LevelPct && rd.Metric != hv.LampFailure {
-			continue
-		}
-		idx, ok := r.index[rd.Device]
-		if !ok {
-			continue
-		}
-		if !locked {
-			r.mu.Lock()
-			locked = true
-		}
+	r.observe(&r.mu, rs, []hv.Metric{hv.PowerW, hv.LevelPct, hv.LampFailure}, func(idx int, rd *hv.Reading) {
 		st := &r.states[idx]
 		st.last = max(st.last, rd.Time)
 		switch rd.Metric {
 		case hv.LampFailure:
 			if rd.Time <= st.flagAt {
-				continue
+				return
 			}
 			st.flagAt = rd.Time
 			on := rd.Value >= 0.5
@@ -267,21 +238,21 @@ func (r *LampFailureRule) Observe(rs []hv.Reading) {
 				st.flagSince = rd.Time
 			}
 			st.flag = on
-			continue
+			return
 		case hv.PowerW:
 			if rd.Time <= st.powerAt {
-				continue
+				return
 			}
 			st.powerAt, st.power = rd.Time, rd.Value
 		case hv.LevelPct:
 			if rd.Time <= st.levelAt {
-				continue
+				return
 			}
 			st.levelAt, st.level = rd.Time, rd.Value
 		}
 		nominal := nominalW(r.targets[idx].dev)
 		if st.levelAt != st.powerAt || st.level < r.cfg.MinLevel || nominal <= 0 {
-			continue
+			return
 		}
 		st.expected = expectedW(nominal, st.level)
 		switch {
@@ -290,10 +261,7 @@ func (r *LampFailureRule) Observe(rs []hv.Reading) {
 		case st.lowSince == 0:
 			st.lowSince = st.powerAt
 		}
-	}
-	if locked {
-		r.mu.Unlock()
-	}
+	})
 }
 
 // Eval returns the controllers with their alarm on or their power low.
@@ -384,39 +352,23 @@ func (r *DimmingFailureRule) Observe(rs []hv.Reading) {
 	if r.commanded == nil {
 		return
 	}
-	locked := false
-	for i := range rs {
-		rd := &rs[i]
-		if rd.Metric != hv.LevelPct {
-			continue
-		}
-		idx, ok := r.index[rd.Device]
-		if !ok {
-			continue
-		}
-		if !locked {
-			r.mu.Lock()
-			locked = true
-		}
+	r.observe(&r.mu, rs, []hv.Metric{hv.LevelPct}, func(idx int, rd *hv.Reading) {
 		st := &r.states[idx]
 		if rd.Time <= st.last {
-			continue
+			return
 		}
 		st.last, st.reported = rd.Time, rd.Value
 		at := rd.Timestamp()
 		level, since, ok := r.commanded(rd.Device, at)
 		if !ok || at.Sub(since) < r.cfg.AckWindow || math.Abs(rd.Value-level) <= r.cfg.Tolerance {
 			st.since = 0
-			continue
+			return
 		}
 		if st.since == 0 {
 			st.since = rd.Time
 		}
 		st.commands = level
-	}
-	if locked {
-		r.mu.Unlock()
-	}
+	})
 }
 
 // Eval returns the controllers whose last level, less than Stale old, is not the commanded one.

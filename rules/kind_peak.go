@@ -127,23 +127,10 @@ func NewPeak(rc RuleConfig, c PeakConfig, reg *registry.Registry) (*PeakRule, er
 
 // Observe keeps the recent power readings of watched devices.
 func (r *PeakRule) Observe(rs []hv.Reading) {
-	locked := false
-	for i := range rs {
-		rd := &rs[i]
-		if rd.Metric != hv.PowerW {
-			continue
-		}
-		idx, ok := r.index[rd.Device]
-		if !ok {
-			continue
-		}
-		if !locked {
-			r.mu.Lock()
-			locked = true
-		}
+	r.observe(&r.mu, rs, []hv.Metric{hv.PowerW}, func(idx int, rd *hv.Reading) {
 		st := &r.states[idx]
 		if last, ok := st.newest(); ok && rd.Time <= last.t {
-			continue
+			return
 		}
 		st.ring[st.head] = peakSample{rd.Time, rd.Value}
 		st.head = (st.head + 1) % peakSamples
@@ -154,10 +141,7 @@ func (r *PeakRule) Observe(rs []hv.Reading) {
 		case st.aboveSince == 0:
 			st.aboveSince = rd.Time
 		}
-	}
-	if locked {
-		r.mu.Unlock()
-	}
+	})
 }
 
 // trend is the 10-minute mean power at the newest sample and its projection Horizon ahead, from the least

@@ -98,23 +98,10 @@ func NewThreshold(rc RuleConfig, c ThresholdConfig, reg *registry.Registry) (*Th
 // Observe updates each watched device's state from its readings of the metric; older readings than the
 // newest seen are ignored (a backlog must not re-raise a cleared condition).
 func (r *ThresholdRule) Observe(rs []hv.Reading) {
-	locked := false
-	for i := range rs {
-		rd := &rs[i]
-		if rd.Metric != r.cfg.Metric {
-			continue
-		}
-		idx, ok := r.index[rd.Device]
-		if !ok {
-			continue
-		}
-		if !locked {
-			r.mu.Lock()
-			locked = true
-		}
+	r.observe(&r.mu, rs, []hv.Metric{r.cfg.Metric}, func(idx int, rd *hv.Reading) {
 		st := &r.states[idx]
 		if rd.Time < st.at {
-			continue
+			return
 		}
 		st.at, st.value = rd.Time, rd.Value
 		switch {
@@ -123,10 +110,7 @@ func (r *ThresholdRule) Observe(rs []hv.Reading) {
 		case st.active && (r.above && rd.Value < r.clear || !r.above && rd.Value > r.clear):
 			st.active = false
 		}
-	}
-	if locked {
-		r.mu.Unlock()
-	}
+	})
 }
 
 // Eval returns one condition per device whose last readings raised and did not clear.
