@@ -296,6 +296,6 @@ func rulesCmd(configFile *string) *cobra.Command {
 	check.Flags().BoolVar(&demoFleet, "fleet", false, "check against the simulated fleet (the demo's registry) instead of the configured registry")
 	check.Flags().Uint64Var(&o.Seed, "seed", 1, "fleet seed, with --fleet")
 	check.Flags().StringSliceVar(&o.EPCIs, "epci", nil, "only the fleet of these EPCI, with --fleet")
-	cmd.AddCommand(check)
+	cmd.AddCommand(check, rulesTestCmd())
 	return cmd
 }
