@@ -14,6 +14,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	hv "github.com/useda02/hyperviseur"
+	"github.com/useda02/hyperviseur/internal/yamlnode"
 )
 
 // maxErrors bounds the problems reported for one load: enough to fix a file in one pass, not a wall of text
@@ -445,7 +446,7 @@ func parse(src Source, c *collector) document {
 	var root yaml.Node
 	if err := dec.Decode(&root); err != nil {
 		if !errors.Is(err, io.EOF) {
-			c.add(src.Name, "", "%s", yamlError(err))
+			c.add(src.Name, "", "%s", yamlnode.ErrorText(err))
 		}
 		return doc
 	}
@@ -458,7 +459,7 @@ func parse(src Source, c *collector) document {
 	if top.Kind == yaml.DocumentNode && len(top.Content) == 1 {
 		top = top.Content[0]
 	}
-	if isNull(top) {
+	if yamlnode.IsNull(top) {
 		return doc
 	}
 	if top.Kind != yaml.MappingNode {
@@ -488,7 +489,7 @@ func parse(src Source, c *collector) document {
 }
 
 func decodeList[T any](c *collector, file, name string, list *yaml.Node, t reflect.Type) []at[T] {
-	if isNull(list) {
+	if yamlnode.IsNull(list) {
 		return nil
 	}
 	if list.Kind != yaml.SequenceNode {
@@ -515,7 +516,7 @@ func decodeList[T any](c *collector, file, name string, list *yaml.Node, t refle
 		}
 		var v T
 		if err := item.Decode(&v); err != nil {
-			c.add(file, where, "%s", yamlError(err))
+			c.add(file, where, "%s", yamlnode.ErrorText(err))
 			continue
 		}
 		out = append(out, at[T]{v: v, file: file, entry: where})
@@ -524,7 +525,7 @@ func decodeList[T any](c *collector, file, name string, list *yaml.Node, t refle
 }
 
 func decodeProfiles(c *collector, file string, n *yaml.Node) []profileAt {
-	if isNull(n) {
+	if yamlnode.IsNull(n) {
 		return nil
 	}
 	if n.Kind != yaml.MappingNode {
@@ -542,7 +543,7 @@ func decodeProfiles(c *collector, file string, n *yaml.Node) []profileAt {
 		}
 		var keys map[string]hv.KeyMap
 		if err := val.Decode(&keys); err != nil {
-			c.add(file, where, "%s", yamlError(err))
+			c.add(file, where, "%s", yamlnode.ErrorText(err))
 			continue
 		}
 		out = append(out, profileAt{name: name, keys: keys})
@@ -568,7 +569,7 @@ func checkKeys(c *collector, file, where, path string, n *yaml.Node, t reflect.T
 			checkKeys(c, file, where, join(path, n.Content[i].Value), n.Content[i+1], t.Elem())
 		}
 	case reflect.Struct:
-		fields := yamlFields(t)
+		fields := yamlnode.Fields(t)
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k := n.Content[i]
 			if k.Tag == "!!merge" {
@@ -593,22 +594,6 @@ func checkKeys(c *collector, file, where, path string, n *yaml.Node, t reflect.T
 	}
 }
 
-func yamlFields(t reflect.Type) map[string]reflect.Type {
-	out := map[string]reflect.Type{}
-	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-		if !f.IsExported() || name == "-" {
-			continue
-		}
-		if name == "" {
-			name = strings.ToLower(f.Name)
-		}
-		out[name] = f.Type
-	}
-	return out
-}
-
 func join(path, key string) string {
 	if path == "" {
 		return key
@@ -627,17 +612,4 @@ func field(n *yaml.Node, key string) string {
 		}
 	}
 	return ""
-}
-
-func isNull(n *yaml.Node) bool {
-	return n.Kind == 0 || n.Kind == yaml.ScalarNode && n.Tag == "!!null"
-}
-
-// yamlError flattens the decoder's multi-line type errors into one line.
-func yamlError(err error) string {
-	var te *yaml.TypeError
-	if errors.As(err, &te) {
-		return strings.Join(te.Errors, "; ")
-	}
-	return strings.TrimPrefix(err.Error(), "yaml: ")
 }

@@ -21,6 +21,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	hv "github.com/useda02/hyperviseur"
+	"github.com/useda02/hyperviseur/internal/yamlnode"
 	"github.com/useda02/hyperviseur/lighting/sun"
 	"github.com/useda02/hyperviseur/registry"
 )
@@ -799,7 +800,7 @@ func loadInto(set *RuleSet, c *errCollector, data []byte, file string, reg *regi
 	var root yaml.Node
 	if err := dec.Decode(&root); err != nil {
 		if !errors.Is(err, io.EOF) {
-			c.add(file, "", 0, yamlError(err))
+			c.add(file, "", 0, yamlnode.ErrorText(err))
 		}
 		return
 	}
@@ -812,7 +813,7 @@ func loadInto(set *RuleSet, c *errCollector, data []byte, file string, reg *regi
 	if top.Kind == yaml.DocumentNode && len(top.Content) == 1 {
 		top = top.Content[0]
 	}
-	if isNull(top) {
+	if yamlnode.IsNull(top) {
 		return
 	}
 	if top.Kind != yaml.MappingNode {
@@ -831,7 +832,7 @@ func loadInto(set *RuleSet, c *errCollector, data []byte, file string, reg *regi
 			list = top.Content[i+1]
 		}
 	}
-	if list == nil || isNull(list) {
+	if list == nil || yamlnode.IsNull(list) {
 		return
 	}
 	if list.Kind != yaml.SequenceNode {
@@ -887,7 +888,7 @@ func loadRule(c *errCollector, file, entry string, item *yaml.Node, reg *registr
 		cfgType = reflect.TypeOf(cfg).Elem()
 	}
 	// Unknown keys: against the common fields and, once the kind is known, the kind's own.
-	common := yamlFields(ruleConfigType)
+	common := yamlnode.Fields(ruleConfigType)
 	keys := mappingKeys(item)
 	for i := 0; i+1 < len(keys); i += 2 {
 		k := keys[i]
@@ -898,23 +899,23 @@ func loadRule(c *errCollector, file, entry string, item *yaml.Node, reg *registr
 		if cfgType == nil {
 			continue // the kind's error says it all
 		}
-		if ft, ok := yamlFields(cfgType)[k.Value]; ok {
+		if ft, ok := yamlnode.Fields(cfgType)[k.Value]; ok {
 			checkKeys(c, file, entry, k.Value, keys[i+1], ft)
 			continue
 		}
 		c.add(file, entry, k.Line, fmt.Sprintf("unknown key %q for kind %s (its keys: %s)", k.Value, kind,
-			strings.Join(slices.Sorted(maps.Keys(yamlFields(cfgType))), ", ")))
+			strings.Join(slices.Sorted(maps.Keys(yamlnode.Fields(cfgType))), ", ")))
 	}
 	if c.n > n {
 		return nil, ""
 	}
 	var rc RuleConfig
 	if err := item.Decode(&rc); err != nil {
-		c.add(file, entry, 0, yamlError(err))
+		c.add(file, entry, 0, yamlnode.ErrorText(err))
 		return nil, ""
 	}
 	if err := item.Decode(cfg); err != nil {
-		c.add(file, entry, 0, yamlError(err))
+		c.add(file, entry, 0, yamlnode.ErrorText(err))
 		return nil, ""
 	}
 	r, why, err := def.build(rc, cfg, reg, deps)
@@ -1014,7 +1015,7 @@ func checkKeys(c *errCollector, file, entry, at string, n *yaml.Node, t reflect.
 	if _, custom := reflect.PointerTo(t).MethodByName("UnmarshalYAML"); custom {
 		return
 	}
-	fields := yamlFields(t)
+	fields := yamlnode.Fields(t)
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k := n.Content[i]
 		ft, ok := fields[k.Value]
@@ -1024,22 +1025,6 @@ func checkKeys(c *errCollector, file, entry, at string, n *yaml.Node, t reflect.
 		}
 		checkKeys(c, file, entry, at+"."+k.Value, n.Content[i+1], ft)
 	}
-}
-
-func yamlFields(t reflect.Type) map[string]reflect.Type {
-	out := map[string]reflect.Type{}
-	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-		if !f.IsExported() || name == "-" {
-			continue
-		}
-		if name == "" {
-			name = strings.ToLower(f.Name)
-		}
-		out[name] = f.Type
-	}
-	return out
 }
 
 // yamlField returns the scalar value of key in a mapping node, "" if absent; a key of the mapping itself wins
@@ -1060,19 +1045,6 @@ func yamlField(n *yaml.Node, key string) string {
 		}
 	}
 	return ""
-}
-
-func isNull(n *yaml.Node) bool {
-	return n.Kind == 0 || n.Kind == yaml.ScalarNode && n.Tag == "!!null"
-}
-
-// yamlError flattens the decoder's multi-line type errors into one line; each part already names its line.
-func yamlError(err error) string {
-	var te *yaml.TypeError
-	if errors.As(err, &te) {
-		return strings.Join(te.Errors, "; ")
-	}
-	return strings.TrimPrefix(err.Error(), "yaml: ")
 }
 
 // errCollector gathers problems up to maxErrors.

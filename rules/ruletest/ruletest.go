@@ -88,6 +88,7 @@ import (
 	hv "github.com/useda02/hyperviseur"
 	"github.com/useda02/hyperviseur/configs"
 	"github.com/useda02/hyperviseur/ingest"
+	"github.com/useda02/hyperviseur/internal/yamlnode"
 	"github.com/useda02/hyperviseur/registry"
 	"github.com/useda02/hyperviseur/rules"
 	"github.com/useda02/hyperviseur/store/tsdb"
@@ -318,7 +319,7 @@ func load(path string) (*suite, error) {
 			c.add(0, "empty file: want rule_files or rules, registry, start and tests")
 			return nil, c.err()
 		}
-		c.add(0, "%s", yamlError(err))
+		c.add(0, "%s", yamlnode.ErrorText(err))
 		return nil, c.err()
 	}
 	var extra yaml.Node
@@ -340,7 +341,7 @@ func load(path string) (*suite, error) {
 	}
 	var fc fileConfig
 	if err := top.Decode(&fc); err != nil {
-		c.add(0, "%s", yamlError(err))
+		c.add(0, "%s", yamlnode.ErrorText(err))
 		return nil, c.err()
 	}
 
@@ -389,7 +390,7 @@ func loadRegistry(c *collector, data []byte, top *yaml.Node, dir string) *regist
 	key, val, next := field(top, "registry")
 	var reg *registry.Registry
 	switch {
-	case val == nil || isNull(val):
+	case val == nil || yamlnode.IsNull(val):
 		reg, err = registry.LoadBytes(t, "configs/registry.yaml (embedded)", configs.DemoRegistry)
 	case val.Kind == yaml.ScalarNode:
 		reg, err = registry.Load(t, relative(dir, val.Value))
@@ -409,7 +410,7 @@ func loadRegistry(c *collector, data []byte, top *yaml.Node, dir string) *regist
 // ruleSources reads the rule files the file names, or keeps its inline rules; nil for the embedded set.
 func ruleSources(c *collector, data []byte, top *yaml.Node, dir string, files []string) []ruleSource {
 	key, val, next := field(top, "rules")
-	inline := val != nil && !isNull(val)
+	inline := val != nil && !yamlnode.IsNull(val)
 	switch {
 	case inline && len(files) > 0:
 		c.add(key.Line, "give rule_files or rules, not both")
@@ -1041,17 +1042,4 @@ func checkKeys(c *collector, n *yaml.Node, t reflect.Type, at string) {
 		}
 		checkKeys(c, n.Content[i+1], ft, sub)
 	}
-}
-
-func isNull(n *yaml.Node) bool {
-	return n.Kind == 0 || n.Kind == yaml.ScalarNode && n.Tag == "!!null"
-}
-
-// yamlError flattens the decoder's multi-line type errors into one line; each part already names its line.
-func yamlError(err error) string {
-	var te *yaml.TypeError
-	if errors.As(err, &te) {
-		return strings.Join(te.Errors, "; ")
-	}
-	return strings.TrimPrefix(err.Error(), "yaml: ")
 }
