@@ -27,7 +27,10 @@
 //
 // Subscribed power is the building's peak electrical density (W/m²: mairie 35, école 30, collège 25,
 // gymnase 25, salle des fêtes 45 for its kitchen, médiathèque 40, piscine 70 for pumps and water treatment;
-// +50 W/m² when heated electrically) times the surface, ±25 %, snapped to the tariff steps: tarif bleu
+// +50 W/m² when heated electrically) times the surface, times 1.2 to 1.6 (a subscription sized with a margin
+// over the peak, as an energy manager does: a building drawn at 0.75-1.25 of its peak density reached 108 %
+// of its subscription on a cold morning, which the meter's own max_power_w then flagged as an impossible
+// index jump; see rules/faults_sim_test.go), snapped to the tariff steps: tarif bleu
 // 3–36 kVA, then tarif jaune in steps of 6 kVA up to 240, then tarif vert in steps of 10.
 //
 // # Meters per building

@@ -238,7 +238,7 @@ func (g *generator) building(f *Fleet, r *rand.Rand, c hv.Commune, bt buildingTy
 	if !heat && !gas {
 		w += electricHeatingM2
 	}
-	s.SubscribedKVA = snapKVA(s.SurfaceM2 * w * (0.75 + 0.5*r.Float64()) / 1000)
+	s.SubscribedKVA = snapKVA(s.SurfaceM2 * w * (1.2 + 0.4*r.Float64()) / 1000)
 	heatW := math.Max(20, math.Round(s.SurfaceM2*boilerWM2*(0.8+0.4*r.Float64())/5000)*5) * 1000
 	litresGas, litresWater := r.Float64() < 0.3, r.Float64() < 0.5
 	f.Sites = append(f.Sites, s)
