@@ -102,6 +102,9 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger, demo *demoOptions) 
 	metrics := ingest.NewMetrics(promReg)
 
 	state := live.New()
+	// The latest values survive a restart: the API's latest readings, and the silence rule, which would
+	// otherwise forget a device that died before the restart (never heard is not silent) and resolve its alert.
+	restoreLive(ctx, store, state, log)
 	hub := live.NewHub()
 	alerting, err := startRules(ctx, cfg, store, reg, state, hub, brokerURL, promReg, log)
 	if err != nil {
@@ -335,4 +338,21 @@ func trimNewline(b []byte) []byte {
 		b = b[:len(b)-1]
 	}
 	return b
+}
+
+// liveLookback is how far back the live state is restored from the store at start.
+const liveLookback = 14 * 24 * time.Hour
+
+// restoreLive seeds the live state with the newest stored reading of every device and canonical metric of
+// the last liveLookback; a store that does not answer leaves it empty (it fills as devices report).
+func restoreLive(ctx context.Context, store hv.Store, state *live.State, log *slog.Logger) {
+	qctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	last, err := store.Last(qctx, hv.Metrics(), time.Now().Add(-liveLookback).UnixMilli())
+	if err != nil {
+		log.Warn("live state not restored from the store: it fills as devices report", "err", err)
+		return
+	}
+	state.Update(last)
+	log.Info("live state restored from the store", "readings", len(last))
 }
