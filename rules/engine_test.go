@@ -33,6 +33,21 @@ func (noQuery) Query(context.Context, hv.Query) ([]hv.Series, error) {
 	return nil, hv.ErrUnavailable
 }
 
+// newEngineManager is an alert manager on a fresh SQLite file, closed with the test.
+func newEngineManager(t *testing.T) *Manager {
+	t.Helper()
+	db, err := OpenSQLite(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	mgr, err := NewManager(context.Background(), db, nil, nil, nil, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mgr
+}
+
 // TestEngine: a streaming rule fed through the engine raises its alert at the next evaluation; an invalid
 // reload is refused with its line and the running rules keep evaluating; a reload without the rule resolves
 // its alert; per-rule metrics count the evaluations.
@@ -44,15 +59,7 @@ func TestEngine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := OpenSQLite(filepath.Join(t.TempDir(), "state.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	mgr, err := NewManager(ctx, db, nil, nil, nil, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	mgr := newEngineManager(t)
 	promReg := prometheus.NewRegistry()
 	e, err := NewEngine(EngineConfig{Every: time.Minute, Registerer: promReg}, set, load, mgr, noQuery{}, nil)
 	if err != nil {
@@ -147,15 +154,7 @@ func TestEngineWarm(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := OpenSQLite(filepath.Join(t.TempDir(), "state.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	mgr, err := NewManager(ctx, db, nil, nil, nil, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	mgr := newEngineManager(t)
 	e, err := NewEngine(EngineConfig{}, set, nil, mgr, store, nil)
 	if err != nil {
 		t.Fatal(err)
