@@ -729,14 +729,18 @@ const (
 
 var killOpts = Options{MaxBytes: 1 << 30, SegmentBytes: 4 << 10}
 
-// TestHelperProcess is the child of the kill -9 tests, not a test of its own. In "append" mode it appends
-// batches from HV_SPOOL_HELPER_START on and prints each id once Append returned; in "replay" mode it
-// replays the spool with a write that prints each id it is given, as a store would acknowledge it.
-func TestHelperProcess(t *testing.T) {
-	dir := os.Getenv(envHelperDir)
-	if dir == "" {
-		t.Skip("helper process of the kill -9 tests")
+// TestMain runs the kill -9 tests' child instead of the tests when one of them started this binary.
+func TestMain(m *testing.M) {
+	if dir := os.Getenv(envHelperDir); dir != "" {
+		helperProcess(dir)
 	}
+	os.Exit(m.Run())
+}
+
+// helperProcess is the child of the kill -9 tests. In "append" mode it appends batches from
+// HV_SPOOL_HELPER_START on and prints each id once Append returned; in "replay" mode it replays the spool
+// with a write that prints each id it is given, as a store would acknowledge it. It never returns.
+func helperProcess(dir string) {
 	s, err := OpenWithOptions(dir, killOpts, nil)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -771,7 +775,7 @@ func TestHelperProcess(t *testing.T) {
 // printed before dying.
 func runAndKill(t *testing.T, dir, mode string, start, killAfter int) []string {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1")
+	cmd := exec.Command(os.Args[0], "-test.run=^$", "-test.count=1")
 	cmd.Env = append(os.Environ(), envHelperDir+"="+dir, envHelperMode+"="+mode,
 		envHelperStart+"="+strconv.Itoa(start))
 	stdout, err := cmd.StdoutPipe()
