@@ -82,6 +82,25 @@ func (c *Counters) Len() int {
 	return n
 }
 
+// Derive observes an index reading and appends to dst what ingest stores next to it: the interval delta
+// (<metric>_delta, at the time Observe says) and, when the index misbehaved, a counter_event carrying the flag.
+// It returns dst and the flag (FlagNone when nothing was flagged or nothing derived).
+func (c *Counters) Derive(r hv.Reading, dev *hv.Device, dst []hv.Reading) ([]hv.Reading, hv.CounterFlag) {
+	delta, at, flag, ok := c.Observe(r, dev)
+	if !ok {
+		return dst, hv.FlagNone
+	}
+	d := r
+	d.Metric, d.Value, d.Time = r.Metric.Delta(), delta, at
+	dst = append(dst, d)
+	if flag != hv.FlagNone {
+		ev := d
+		ev.Metric, ev.Value = hv.CounterEvent, float64(flag)
+		dst = append(dst, ev)
+	}
+	return dst, flag
+}
+
 // Observe records an index reading and returns the interval consumption it reveals, to be stored at time at:
 // the reading's own time, or the first reading's time when it fills the gap before it. ok is false when there
 // is nothing to store (first reading, duplicate, a reading inside an interval already counted). dev may be nil.

@@ -200,17 +200,9 @@ func (p *Pipeline) readings(src *Source, topic string, payload []byte, now time.
 	// Deltas come last, once the whole message is known valid, so a rejected message moves no counter.
 	for _, ix := range indexes {
 		r := rs[ix.i]
-		delta, at, flag, ok := p.counters.Observe(r, ix.dev)
-		if !ok {
-			continue
-		}
-		dr := r
-		dr.Metric, dr.Value, dr.Time = r.Metric.Delta(), delta, at
-		rs = append(rs, dr)
+		var flag hv.CounterFlag
+		rs, flag = p.counters.Derive(r, ix.dev, rs)
 		if flag != hv.FlagNone {
-			ev := dr
-			ev.Metric, ev.Value = hv.CounterEvent, float64(flag)
-			rs = append(rs, ev)
 			p.metrics.counterEvents.WithLabelValues(flag.String()).Inc()
 			p.logLimited(r.Device, "index anomaly", "device", r.Device, "metric", r.Metric, "flag", flag.String(), "value", r.Value)
 		}

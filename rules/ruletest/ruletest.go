@@ -675,20 +675,8 @@ func (tc *testCase) readings() []hv.Reading {
 			r := base
 			r.Value, r.Time = p.v, tc.start.Add(time.Duration(i)*s.interval).UnixMilli()
 			out = append(out, r)
-			if !s.metric.Cumulative() {
-				continue
-			}
-			delta, at, flag, ok := counters.Observe(r, s.dev)
-			if !ok {
-				continue
-			}
-			d := r
-			d.Metric, d.Value, d.Time = s.metric.Delta(), delta, at
-			out = append(out, d)
-			if flag != hv.FlagNone {
-				ev := d
-				ev.Metric, ev.Value = hv.CounterEvent, float64(flag)
-				out = append(out, ev)
+			if s.metric.Cumulative() {
+				out, _ = counters.Derive(r, s.dev, out)
 			}
 		}
 	}
