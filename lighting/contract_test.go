@@ -62,15 +62,7 @@ func TestProgramValidate(t *testing.T) {
 		{"no until", with(func(p *Program) { p.Until = time.Time{} }), "until"},
 	}
 	for _, c := range cases {
-		err := c.p.Validate()
-		switch {
-		case c.want == "" && err != nil:
-			t.Errorf("%s: %v", c.name, err)
-		case c.want != "" && err == nil:
-			t.Errorf("%s: valid, want an error about %q", c.name, c.want)
-		case c.want != "" && (!errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), c.want)):
-			t.Errorf("%s: error %q, want ErrInvalid mentioning %q", c.name, err, c.want)
-		}
+		checkValidate(t, c.name, c.p.Validate(), c.want)
 	}
 }
 
@@ -144,15 +136,7 @@ func TestCommandValidate(t *testing.T) {
 		{"no until", CommandMsg{ID: "c1", Level: 30}, "until"},
 	}
 	for _, c := range cases {
-		err := c.c.Validate()
-		switch {
-		case c.want == "" && err != nil:
-			t.Errorf("%s: %v", c.name, err)
-		case c.want != "" && err == nil:
-			t.Errorf("%s: valid, want an error about %q", c.name, c.want)
-		case c.want != "" && (!errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), c.want)):
-			t.Errorf("%s: error %q, want ErrInvalid mentioning %q", c.name, err, c.want)
-		}
+		checkValidate(t, c.name, c.c.Validate(), c.want)
 	}
 }
 
@@ -188,5 +172,18 @@ func TestTopics(t *testing.T) {
 		if _, _, ok := DeviceOf(topic); ok {
 			t.Errorf("DeviceOf(%s) ok", topic)
 		}
+	}
+}
+
+// checkValidate checks a Validate result: nil when want is empty, else ErrInvalid mentioning want.
+func checkValidate(t *testing.T, name string, err error, want string) {
+	t.Helper()
+	switch {
+	case want == "" && err != nil:
+		t.Errorf("%s: %v", name, err)
+	case want != "" && err == nil:
+		t.Errorf("%s: valid, want an error about %q", name, want)
+	case want != "" && (!errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), want)):
+		t.Errorf("%s: error %q, want ErrInvalid mentioning %q", name, err, want)
 	}
 }
