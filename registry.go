@@ -62,6 +62,23 @@ type Device struct {
 	// Profile names a LoRaWAN device profile whose key map applies; Keys adds or overrides keys.
 	Profile string            `yaml:"profile,omitempty" json:"profile,omitempty"`
 	Keys    map[string]KeyMap `yaml:"keys,omitempty" json:"keys,omitempty"`
+	// Downlink says how to reach a LoRaWAN device from the service (lighting programs and commands); nil: the
+	// device listens on hv/<id>/… itself.
+	Downlink *Downlink `yaml:"downlink,omitempty" json:"downlink,omitempty"`
+}
+
+// LoRaWAN network servers a downlink can go through.
+const (
+	NetworkChirpStack = "chirpstack"
+	NetworkTTS        = "tts"
+)
+
+// Downlink is a LoRaWAN device's route through its network server: ChirpStack v4 (application id; the
+// device is its DevEUI) or The Things Stack v3 (application id "app@tenant"; the device is its device_id).
+type Downlink struct {
+	Network     string `yaml:"network" json:"network"`         // NetworkChirpStack or NetworkTTS
+	Application string `yaml:"application" json:"application"` // ChirpStack application id, TTS "app@tenant"
+	FPort       int    `yaml:"fport,omitempty" json:"fport,omitempty"`
 }
 
 // Commune is one of the 797 communes of the Aisne.

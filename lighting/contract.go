@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -38,13 +39,37 @@ type Program struct {
 	Version int64     `json:"version"`
 	Steps   []Step    `json:"steps"` // sorted by At; the level holds from At until the next step
 	Until   time.Time `json:"until"` // after the last step's validity the controller falls back to its failsafe
+	// Boost, when set, is the presence boost: during a step marked Boost, a controller whose sensor detects
+	// someone runs at least Boost.Level until HoldS seconds after the last detection.
+	Boost *Boost `json:"boost,omitempty"`
+	// Lux, when set, is the luminosity guard: during a step marked Lux, a controller whose light sensor reads
+	// below Lux.Below lux runs at least Lux.Level (a dark storm at dusk, before the astronomical switch-on).
+	Lux *Lux `json:"lux,omitempty"`
 }
 
 // Step is a level (0–100 %) that holds from At until the next step, or the program's Until.
 type Step struct {
 	At    time.Time `json:"at"`
 	Level float64   `json:"level"`
+	Boost bool      `json:"boost,omitempty"` // the presence boost applies during this step
+	Lux   bool      `json:"lux,omitempty"`   // the luminosity guard applies during this step
 }
+
+// Boost is a presence boost: the level and how long it holds after the last detection.
+type Boost struct {
+	Level float64 `json:"level"`
+	HoldS int     `json:"hold_s"`
+}
+
+// Lux is a luminosity guard: below Below lux, run at least Level.
+type Lux struct {
+	Below float64 `json:"below"`
+	Level float64 `json:"level"`
+}
+
+// ProgramAckID is the id a controller acknowledges a program version with on hv/<device>/ack, so the
+// service can track programs like commands: "program:<version>".
+func ProgramAckID(version int64) string { return "program:" + strconv.FormatInt(version, 10) }
 
 // CommandMsg is an immediate order on hv/<device>/cmd: hold Level from receipt until Until, then back to the
 // program. A new command replaces the one in force. A controller rejects a command whose Until is not after
@@ -116,21 +141,31 @@ func (p Program) Validate() error {
 				i, s.At.Format(time.RFC3339), i-1, p.Steps[i-1].At.Format(time.RFC3339))
 		}
 	}
+	if b := p.Boost; b != nil && (!validLevel(b.Level) || b.HoldS <= 0 || b.HoldS > 86400) {
+		return bad("boost: level %v must be in [0, 100] and hold_s %d in 1..86400", b.Level, b.HoldS)
+	}
+	if l := p.Lux; l != nil && (!validLevel(l.Level) || math.IsNaN(l.Below) || l.Below <= 0 || l.Below > 1e5) {
+		return bad("lux: level %v must be in [0, 100] and below %v in (0, 100000]", l.Level, l.Below)
+	}
 	if last := p.Steps[len(p.Steps)-1].At; !p.Until.After(last) {
 		return bad("until %s not after the last step %s", p.Until.Format(time.RFC3339), last.Format(time.RFC3339))
 	}
 	return nil
 }
 
+// StepAt is the step in force at t; false when t is outside [Steps[0].At, Until). The program is assumed valid.
+func (p Program) StepAt(t time.Time) (Step, bool) {
+	if len(p.Steps) == 0 || t.Before(p.Steps[0].At) || !t.Before(p.Until) {
+		return Step{}, false
+	}
+	return p.Steps[sort.Search(len(p.Steps), func(i int) bool { return p.Steps[i].At.After(t) })-1], true
+}
+
 // LevelAt is the program's level at t; false when t is outside [Steps[0].At, Until), where the controller
 // runs its failsafe. The program is assumed valid.
 func (p Program) LevelAt(t time.Time) (float64, bool) {
-	if len(p.Steps) == 0 || t.Before(p.Steps[0].At) || !t.Before(p.Until) {
-		return 0, false
-	}
-	// The last step at or before t.
-	i := sort.Search(len(p.Steps), func(i int) bool { return p.Steps[i].At.After(t) }) - 1
-	return p.Steps[i].Level, true
+	s, ok := p.StepAt(t)
+	return s.Level, ok
 }
 
 // Validate checks the command: an id of 1 to MaxIDLen characters, a level in [0, 100], an Until. Whether

@@ -335,6 +335,16 @@ func checkDevice(c *collector, r *Registry, badSite map[string]bool, file, where
 			c.add(file, where, "profile %q is not a known profile", d.Profile)
 		}
 	}
+	if dl := d.Downlink; dl != nil {
+		switch {
+		case dl.Network != hv.NetworkChirpStack && dl.Network != hv.NetworkTTS:
+			c.add(file, where, "downlink.network %q is not one of chirpstack, tts", dl.Network)
+		case dl.Application == "" || strings.ContainsAny(dl.Application, "/+#"):
+			c.add(file, where, "downlink.application must be a non-empty MQTT topic level (no /, + or #)")
+		case dl.FPort < 0 || dl.FPort > 223:
+			c.add(file, where, "downlink.fport must be 1 to 223 (0: the default)")
+		}
+	}
 	if d.Interval < 0 {
 		c.add(file, where, "interval must not be negative")
 	}
