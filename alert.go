@@ -43,14 +43,3 @@ type Alert struct {
 type Notifier interface {
 	Notify(ctx context.Context, alerts []Alert) error
 }
-
-// Command is an order sent to a lighting controller, tracked until the controller acknowledges it and its
-// reported level agrees.
-type Command struct {
-	ID     string    `json:"id"`
-	Device string    `json:"device"`
-	Level  float64   `json:"level"` // dimming level 0–100
-	Until  time.Time `json:"until,omitzero"`
-	By     string    `json:"by"` // user or program that ordered it
-	Reason string    `json:"reason,omitempty"`
-}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	hv "github.com/useda02/hyperviseur"
+	"github.com/useda02/hyperviseur/lighting"
 	"github.com/useda02/hyperviseur/live"
 	"github.com/useda02/hyperviseur/registry"
 )
@@ -39,6 +40,8 @@ type Deps struct {
 	// Alerts and Rules are the rules engine (*rules.Manager, *rules.Engine); nil: its routes answer 404.
 	Alerts Alerts
 	Rules  Rules
+	// Lighting is street-lighting control; nil: its routes answer 404.
+	Lighting *lighting.Service
 }
 
 // Limits of the series API: beyond them a response is too large for a browser to draw anyway.
@@ -103,6 +106,25 @@ func New(deps Deps, logger *slog.Logger) *Server {
 		{"GET", "/api/v1/series", allRoles, s.series},
 		{"GET", "/api/v1/ingest/formats", allRoles, s.formats},
 		{"GET", "/api/v1/lighting/sun", allRoles, s.sunTimes},
+		{"GET", "/api/v1/lighting/groups", allRoles, s.lightingGroups},
+		{"GET", "/api/v1/lighting/groups/{name}", allRoles, s.lightingGroup},
+		{"GET", "/api/v1/lighting/devices/{id}", allRoles, s.lightingDevice},
+		{"GET", "/api/v1/lighting/programs", allRoles, s.lightingPrograms},
+		{"GET", "/api/v1/lighting/programs/{name}", allRoles, s.lightingProgram},
+		{"PUT", "/api/v1/lighting/programs/{name}", staffRoles, s.putProgram},
+		{"DELETE", "/api/v1/lighting/programs/{name}", staffRoles, s.deleteProgram},
+		{"GET", "/api/v1/lighting/programs/{name}/preview", allRoles, s.previewProgram},
+		{"GET", "/api/v1/lighting/overrides", allRoles, s.lightingOverrides},
+		{"POST", "/api/v1/lighting/overrides", staffRoles, s.createOverride},
+		{"DELETE", "/api/v1/lighting/overrides/{id}", staffRoles, s.cancelOverride},
+		{"GET", "/api/v1/lighting/commands", allRoles, s.lightingCommands},
+		{"GET", "/api/v1/lighting/commands/{id}", allRoles, s.lightingCommand},
+		{"GET", "/api/v1/lighting/maintenance", allRoles, s.maintenance},
+		{"POST", "/api/v1/lighting/maintenance/{id}/close", staffRoles, s.closeWork},
+		{"GET", "/api/v1/lighting/savings", allRoles, s.lightingSavings},
+		{"GET", "/api/v1/lighting/compliance", allRoles, s.lightingCompliance},
+		{"GET", "/api/v1/lighting/life", allRoles, s.lightingLife},
+		{"GET", "/api/v1/audit", staffRoles, s.audit},
 		{"GET", "/api/v1/ws", allRoles, s.ws},
 		{"GET", "/api/v1/alerts", allRoles, s.alerts},
 		{"GET", "/api/v1/alerts/{id}", allRoles, s.alert},

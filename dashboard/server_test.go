@@ -90,11 +90,17 @@ type fixture struct {
 // last two days, and one unregistered device.
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
+	return newFixtureWith(t, "testdata/registry.yaml", nil)
+}
+
+// newFixtureWith builds the fixture on another registry file; edit may add dependencies.
+func newFixtureWith(t *testing.T, registryFile string, edit func(reg *registry.Registry, st *live.State, d *Deps)) *fixture {
+	t.Helper()
 	tr, err := registry.DefaultTerritory()
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg, err := registry.Load(tr, "testdata/registry.yaml")
+	reg, err := registry.Load(tr, registryFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +141,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.srv = New(Deps{
+	deps := Deps{
 		Store: f.store, Registry: reg, Unregistered: unreg, Live: st, Auth: auth,
 		Ready: func(context.Context) error { return f.ready },
 		Metrics: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -144,7 +150,11 @@ func newFixture(t *testing.T) *fixture {
 		Formats:        []string{"chirpstack", "json", "lineprotocol", "tts"},
 		Hub:            f.hub,
 		AllowedOrigins: []string{"https://hyperviseur.example.fr"},
-	}, nil)
+	}
+	if edit != nil {
+		edit(reg, st, &deps)
+	}
+	f.srv = New(deps, nil)
 	f.srv.now = func() time.Time { return now }
 	f.h = f.srv.Handler()
 	return f

@@ -27,6 +27,7 @@ type Config struct {
 	Auth     AuthConfig     `mapstructure:"auth"`
 	Rules    RulesConfig    `mapstructure:"rules"`
 	Notify   NotifyConfig   `mapstructure:"notify"`
+	Lighting LightingConfig `mapstructure:"lighting"`
 	Log      LogConfig      `mapstructure:"log"`
 }
 
@@ -103,6 +104,18 @@ type RulesConfig struct {
 	// edit is reloaded, and an invalid one refused while the previous rules keep running.
 	Files    []string      `mapstructure:"files"`
 	Interval time.Duration `mapstructure:"interval"` // evaluation interval of every rule
+}
+
+// LightingConfig drives street-lighting control (package lighting).
+type LightingConfig struct {
+	Enabled bool `mapstructure:"enabled"`
+	// Files are lighting plans (programs, calendars, groups, decrees; YAML); empty: the embedded default
+	// (configs/lighting). Programs edited through the API are kept in the state database on top of them.
+	Files        []string      `mapstructure:"files"`
+	AckTimeout   time.Duration `mapstructure:"ack_timeout"`   // first resend of an unacknowledged command
+	MaxAttempts  int           `mapstructure:"max_attempts"`  // sends before giving up on an ack
+	OfflineAfter time.Duration `mapstructure:"offline_after"` // a controller unheard this long gets its commands on return
+	Nights       int           `mapstructure:"nights"`        // nights of program pushed ahead
 }
 
 type NotifyConfig struct {
@@ -191,6 +204,12 @@ func defaults(v *viper.Viper) {
 	v.SetDefault("auth.tokens", []map[string]any{})
 	v.SetDefault("rules.files", []string{})
 	v.SetDefault("rules.interval", "1m")
+	v.SetDefault("lighting.enabled", true)
+	v.SetDefault("lighting.files", []string{})
+	v.SetDefault("lighting.ack_timeout", "10s")
+	v.SetDefault("lighting.max_attempts", 5)
+	v.SetDefault("lighting.offline_after", "15m")
+	v.SetDefault("lighting.nights", 2)
 	v.SetDefault("notify.mqtt", true)
 	v.SetDefault("notify.webhooks", []map[string]any{})
 	v.SetDefault("notify.email.addr", "")
@@ -358,6 +377,16 @@ func (c *Config) Validate() error {
 	}
 	if c.Rules.Interval < time.Second {
 		return bad("rules.interval", "must be at least 1s, got %s", c.Rules.Interval)
+	}
+	switch l := c.Lighting; {
+	case l.AckTimeout < time.Second || l.AckTimeout > 10*time.Minute:
+		return bad("lighting.ack_timeout", "must be 1s to 10m, got %s", l.AckTimeout)
+	case l.MaxAttempts < 1 || l.MaxAttempts > 20:
+		return bad("lighting.max_attempts", "must be 1 to 20, got %d", l.MaxAttempts)
+	case l.OfflineAfter < time.Minute:
+		return bad("lighting.offline_after", "must be at least 1m, got %s", l.OfflineAfter)
+	case l.Nights < 1 || l.Nights > 7:
+		return bad("lighting.nights", "must be 1 to 7, got %d", l.Nights)
 	}
 	checkRoute := func(key string, r RouteConfig) error {
 		for _, s := range r.Severities {

@@ -84,9 +84,10 @@ func (r *rulesService) Close() {
 
 // startRules opens the alert store (<storage.path>/state.db), loads the rules, wires the notifiers (the live
 // hub always; MQTT, webhooks and e-mail as configured, each behind a bounded queue) and starts evaluating.
+// commanded is the lighting service's commanded levels; nil (lighting disabled) leaves dimming_failure inactive.
 func startRules(ctx context.Context, cfg *Config, store hv.Store, reg *registry.Registry, state *live.State, hub *live.Hub,
-	brokerURL string, promReg prometheus.Registerer, log *slog.Logger) (*rulesService, error) {
-	deps := rules.Deps{LastSeen: state.LastSeen} // Commanded comes with lighting control: dimming_failure is inactive until then
+	commanded rules.CommandedFunc, brokerURL string, promReg prometheus.Registerer, log *slog.Logger) (*rulesService, error) {
+	deps := rules.Deps{LastSeen: state.LastSeen, Commanded: commanded}
 	load := func() (*rules.RuleSet, error) { return loadRules(cfg.Rules.Files, reg, deps) }
 	set, err := load()
 	if err != nil {

@@ -24,6 +24,7 @@ import (
 	"github.com/useda02/hyperviseur/ingest/decode"
 	"github.com/useda02/hyperviseur/live"
 	"github.com/useda02/hyperviseur/registry"
+	"github.com/useda02/hyperviseur/rules"
 	"github.com/useda02/hyperviseur/simulators"
 	"github.com/useda02/hyperviseur/simulators/fleet"
 	"github.com/useda02/hyperviseur/spool"
@@ -106,7 +107,16 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger, demo *demoOptions) 
 	// otherwise forget a device that died before the restart (never heard is not silent) and resolve its alert.
 	restoreLive(ctx, store, state, log)
 	hub := live.NewHub()
-	alerting, err := startRules(ctx, cfg, store, reg, state, hub, brokerURL, promReg, log)
+	lights, err := startLighting(ctx, cfg, reg, state, brokerURL, log)
+	if err != nil {
+		return err
+	}
+	defer lights.Close()
+	var commanded rules.CommandedFunc
+	if lights != nil {
+		commanded = lights.svc.Commanded
+	}
+	alerting, err := startRules(ctx, cfg, store, reg, state, hub, commanded, brokerURL, promReg, log)
 	if err != nil {
 		return err
 	}
@@ -119,6 +129,9 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger, demo *demoOptions) 
 		state.Update(rs)
 		hub.PublishReadings(rs)
 		alerting.engine.Observe(rs)
+		if lights != nil {
+			lights.svc.Observe(rs)
+		}
 	})
 
 	sources := make([]*ingest.Source, 0, len(cfg.MQTT.Topics))
@@ -146,7 +159,7 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger, demo *demoOptions) 
 		Store: store, Registry: reg, Unregistered: unregistered, Live: state, Auth: auth,
 		Metrics: promhttp.HandlerFor(promReg, promhttp.HandlerOpts{Registry: promReg}),
 		Formats: decode.Formats(), Hub: hub, AllowedOrigins: cfg.HTTP.AllowedOrigins,
-		Alerts: alerting.manager, Rules: alerting.engine,
+		Alerts: alerting.manager, Rules: alerting.engine, Lighting: lights.service(),
 		Ready: func(ctx context.Context) error {
 			if !consumer.Connected() {
 				return errors.New("mqtt broker not connected")

@@ -1,0 +1,105 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/useda02/hyperviseur/configs"
+	"github.com/useda02/hyperviseur/lighting"
+	"github.com/useda02/hyperviseur/live"
+	"github.com/useda02/hyperviseur/registry"
+)
+
+// loadPlan reads the lighting plan files, or the embedded default when there are none.
+func loadPlan(files []string) (*lighting.Plan, error) {
+	if len(files) == 0 {
+		p, err := lighting.LoadPlan(configs.Lighting(), "default.yaml")
+		if err != nil {
+			return nil, fmt.Errorf("lighting: embedded plan: %w", err)
+		}
+		return p, nil
+	}
+	dir := os.DirFS("/")
+	names := make([]string, 0, len(files))
+	for _, f := range files {
+		abs, err := filepath.Abs(f)
+		if err != nil {
+			return nil, fmt.Errorf("lighting.files: %w", err)
+		}
+		names = append(names, abs[1:])
+	}
+	p, err := lighting.LoadPlan(dir, names...)
+	if err != nil {
+		return nil, fmt.Errorf("lighting.files: %w", err)
+	}
+	return p, nil
+}
+
+// lightingService is the running lighting control and what it holds.
+type lightingService struct {
+	svc    *lighting.Service
+	db     *lighting.DB
+	client paho.Client
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// service is the lighting service, nil when lighting control is disabled.
+func (l *lightingService) service() *lighting.Service {
+	if l == nil {
+		return nil
+	}
+	return l.svc
+}
+
+func (l *lightingService) Close() {
+	if l == nil {
+		return
+	}
+	l.cancel()
+	<-l.done
+	l.client.Disconnect(250)
+	l.db.Close()
+}
+
+// startLighting opens the lighting state (in <storage.path>/state.db), loads the plan, connects to the
+// broker for programs, commands and acks, and runs the service.
+func startLighting(ctx context.Context, cfg *Config, reg *registry.Registry, state *live.State, brokerURL string,
+	log *slog.Logger) (*lightingService, error) {
+	if !cfg.Lighting.Enabled {
+		return nil, nil
+	}
+	plan, err := loadPlan(cfg.Lighting.Files)
+	if err != nil {
+		return nil, err
+	}
+	db, err := lighting.OpenDB(filepath.Join(cfg.Storage.Path, "state.db"))
+	if err != nil {
+		return nil, fmt.Errorf("storage.path: %w", err)
+	}
+	var svc *lighting.Service
+	opts := paho.NewClientOptions().AddBroker(brokerURL).SetClientID(cfg.MQTT.ClientID + "-lighting").
+		SetUsername(cfg.MQTT.Username).SetPassword(cfg.MQTT.Password).SetAutoReconnect(true).
+		SetConnectRetry(true).SetConnectRetryInterval(2 * time.Second).SetOrderMatters(false).
+		SetOnConnectHandler(func(c paho.Client) { lighting.Subscribe(c, svc, log) })
+	client := paho.NewClient(opts)
+	svc, err = lighting.New(db, lighting.MQTTPublisher{Client: client}, reg, plan, state.LastSeen, lighting.Options{
+		AckTimeout: cfg.Lighting.AckTimeout, MaxAttempts: cfg.Lighting.MaxAttempts, Offline: cfg.Lighting.OfflineAfter,
+		Nights: cfg.Lighting.Nights,
+	}, log.With("component", "lighting"))
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	client.Connect() // retried in the background; publications wait for the connection
+	runCtx, cancel := context.WithCancel(ctx)
+	l := &lightingService{svc: svc, db: db, client: client, cancel: cancel, done: make(chan struct{})}
+	go func() { defer close(l.done); svc.Run(runCtx) }()
+	return l, nil
+}
