@@ -112,6 +112,8 @@ type PushedProgram struct {
 	Sent       time.Time `json:"sent,omitzero"`
 	Acked      time.Time `json:"acked,omitzero"`
 	Measured   time.Time `json:"measured,omitzero"`
+	Attempts   int       `json:"attempts"`
+	Last       time.Time `json:"last_sent,omitzero"`
 }
 
 // AuditEntry is one line of the audit log: who did what to what, when, and how it ended.
@@ -329,12 +331,14 @@ func (d *DB) SaveProgram(ctx context.Context, p PushedProgram) error {
 	if err != nil {
 		return fmt.Errorf("save program %s v%d: %w", p.Device, p.Version, err)
 	}
-	_, err = d.db.ExecContext(ctx, `INSERT INTO lighting_programs (device, version, hash, downlink_id, payload, state, detail, created_ms, sent_ms, acked_ms, measured_ms)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	_, err = d.db.ExecContext(ctx, `INSERT INTO lighting_programs (device, version, hash, downlink_id, payload, state, detail, created_ms, sent_ms, acked_ms, measured_ms, attempts, last_ms)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (device) DO UPDATE SET version = excluded.version, hash = excluded.hash, downlink_id = excluded.downlink_id,
 		payload = excluded.payload, state = excluded.state, detail = excluded.detail, created_ms = excluded.created_ms,
-		sent_ms = excluded.sent_ms, acked_ms = excluded.acked_ms, measured_ms = excluded.measured_ms`,
-		p.Device, p.Version, p.Hash, p.DownlinkID, string(payload), p.State, p.Detail, ms(p.Created), ms(p.Sent), ms(p.Acked), ms(p.Measured))
+		sent_ms = excluded.sent_ms, acked_ms = excluded.acked_ms, measured_ms = excluded.measured_ms,
+		attempts = excluded.attempts, last_ms = excluded.last_ms`,
+		p.Device, p.Version, p.Hash, p.DownlinkID, string(payload), p.State, p.Detail, ms(p.Created), ms(p.Sent), ms(p.Acked), ms(p.Measured),
+		p.Attempts, ms(p.Last))
 	if err != nil {
 		return fmt.Errorf("save program %s v%d: %w", p.Device, p.Version, err)
 	}
@@ -343,7 +347,7 @@ func (d *DB) SaveProgram(ctx context.Context, p PushedProgram) error {
 
 // Programs returns the newest program of every device.
 func (d *DB) Programs(ctx context.Context) ([]PushedProgram, error) {
-	rows, err := d.db.QueryContext(ctx, `SELECT device, version, hash, downlink_id, payload, state, detail, created_ms, sent_ms, acked_ms, measured_ms FROM lighting_programs`)
+	rows, err := d.db.QueryContext(ctx, `SELECT device, version, hash, downlink_id, payload, state, detail, created_ms, sent_ms, acked_ms, measured_ms, attempts, last_ms FROM lighting_programs`)
 	if err != nil {
 		return nil, fmt.Errorf("programs: %w", err)
 	}
@@ -352,14 +356,14 @@ func (d *DB) Programs(ctx context.Context) ([]PushedProgram, error) {
 	for rows.Next() {
 		var p PushedProgram
 		var payload string
-		var created, sent, acked, measured int64
-		if err := rows.Scan(&p.Device, &p.Version, &p.Hash, &p.DownlinkID, &payload, &p.State, &p.Detail, &created, &sent, &acked, &measured); err != nil {
+		var created, sent, acked, measured, last int64
+		if err := rows.Scan(&p.Device, &p.Version, &p.Hash, &p.DownlinkID, &payload, &p.State, &p.Detail, &created, &sent, &acked, &measured, &p.Attempts, &last); err != nil {
 			return nil, fmt.Errorf("programs: %w", err)
 		}
 		if err := json.Unmarshal([]byte(payload), &p.Program); err != nil {
 			return nil, fmt.Errorf("programs: %s: %w", p.Device, err)
 		}
-		p.Created, p.Sent, p.Acked, p.Measured = fromMS(created), fromMS(sent), fromMS(acked), fromMS(measured)
+		p.Created, p.Sent, p.Acked, p.Measured, p.Last = fromMS(created), fromMS(sent), fromMS(acked), fromMS(measured), fromMS(last)
 		out = append(out, p)
 	}
 	return out, rows.Err()

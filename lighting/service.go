@@ -379,7 +379,7 @@ func (s *Service) pushProgram(ctx context.Context, plan *Plan, g *Group, dev hv.
 		return false, fmt.Errorf("push program to %s: %w", dev.ID, err)
 	}
 	s.mu.Lock()
-	pp.State, pp.Sent = StateSent, s.now().UTC()
+	pp.State, pp.Sent, pp.Last, pp.Attempts = StateSent, s.now().UTC(), s.now().UTC(), 1
 	cp := *pp
 	s.mu.Unlock()
 	if err := s.db.SaveProgram(ctx, cp); err != nil {
@@ -657,7 +657,20 @@ func (s *Service) step(ctx context.Context, now time.Time) {
 			work = append(work, todo{c: *c, entry: &AuditEntry{Actor: s.opts.Actor, Action: "command.timeout", Target: c.Device, Ref: c.ID, Detail: detail, Outcome: state}})
 		}
 	}
+	var resend []PushedProgram
+	for _, p := range s.programs {
+		// An unacknowledged program goes out again with backoff (a LoRaWAN downlink can be lost; a retained
+		// one is redelivered by the broker anyway, and the controller acks the same version again).
+		if p.State == StateSent && p.Attempts < s.opts.MaxAttempts && now.Sub(p.Last) >= s.backoff(p.Attempts) {
+			p.Attempts++
+			p.Last = now.UTC()
+			resend = append(resend, *p)
+		}
+	}
 	s.mu.Unlock()
+	for _, p := range resend {
+		s.republish(ctx, reg, p, now)
+	}
 	for _, w := range work {
 		if w.send {
 			s.send(ctx, reg, w.c, now)
@@ -667,6 +680,27 @@ func (s *Service) step(ctx context.Context, now time.Time) {
 		w.entry.At = now
 		s.audit(ctx, *w.entry)
 	}
+}
+
+// republish sends a program version again.
+func (s *Service) republish(ctx context.Context, reg *registry.Registry, p PushedProgram, now time.Time) {
+	dev, _, ok := reg.Device(p.Device)
+	if !ok {
+		return
+	}
+	topic, payload, retained, err := s.encode(dev, DownlinkProgram, p.DownlinkID, p.Program)
+	if err == nil {
+		err = s.pub.Publish(ctx, topic, retained, payload)
+	}
+	outcome := StateSent
+	if err != nil {
+		outcome = "échec : " + err.Error()
+	}
+	if err := s.db.SaveProgram(ctx, p); err != nil {
+		s.log.Error("lighting program state not saved", "device", p.Device, "err", err)
+	}
+	s.audit(ctx, AuditEntry{At: now, Actor: s.opts.Actor, Action: "program.retry", Target: p.Device, Ref: version(p.Version),
+		Detail: fmt.Sprintf("envoi %d sans accusé de réception", p.Attempts), Outcome: outcome})
 }
 
 func (s *Service) backoff(attempts int) time.Duration {

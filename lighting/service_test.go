@@ -83,6 +83,19 @@ func (r *recorder) take() []published {
 	return out
 }
 
+// commands returns and forgets what was published, keeping only commands (programs are also resent until
+// acknowledged).
+func (r *recorder) commands() []published {
+	var out []published
+	for _, m := range r.take() {
+		if strings.HasSuffix(m.topic, "/program") || strings.Contains(string(m.payload), `"kind":"program"`) {
+			continue
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
 // rig is a service on a simulated clock with controllers heard when the test says.
 type rig struct {
 	t    *testing.T
@@ -353,7 +366,7 @@ func TestOverrideEndToEnd(t *testing.T) {
 		t.Fatalf("group override: %d commands, %v", len(cmds), err)
 	}
 	topics := []string{}
-	for _, m := range r.pub.take() {
+	for _, m := range r.pub.commands() {
 		topics = append(topics, m.topic)
 	}
 	slices.Sort(topics)
@@ -506,7 +519,7 @@ func TestServiceRestart(t *testing.T) {
 	}
 	// The open command is still retried.
 	r.advance(10 * time.Second)
-	if msgs := r.pub.take(); len(msgs) != 1 || !strings.Contains(string(msgs[0].payload), cmds[0].ID) {
+	if msgs := r.pub.commands(); len(msgs) != 1 || !strings.Contains(string(msgs[0].payload), cmds[0].ID) {
 		t.Fatalf("after a restart resent %+v, want command %s", msgs, cmds[0].ID)
 	}
 	// Cancelling ends it and sends the program's level back.
@@ -514,7 +527,7 @@ func TestServiceRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.advance(time.Second)
-	msgs := r.pub.take()
+	msgs := r.pub.commands()
 	if len(msgs) != 1 {
 		t.Fatalf("cancel published %d messages, want 1", len(msgs))
 	}
@@ -524,5 +537,33 @@ func TestServiceRestart(t *testing.T) {
 	}
 	if c, _ := r.db.Command(ctx, cmds[0].ID); c.State != StateCancelled {
 		t.Errorf("cancelled override's command is %s", c.State)
+	}
+}
+
+func TestProgramResent(t *testing.T) {
+	r := newRig(t, laonEvening)
+	ctx := context.Background()
+	if err := r.svc.SyncPrograms(ctx, r.now); err != nil {
+		t.Fatal(err)
+	}
+	first := r.pub.take()
+	// ctrl-1 acks; the others do not: theirs go out again after 10 s, 20 s, then no more (3 attempts).
+	r.ack("ctrl-1", Ack{ID: ProgramAckID(r.svc.programs["ctrl-1"].Version), Status: AckOK})
+	var resent []int
+	for _, wait := range []time.Duration{9 * time.Second, time.Second, 20 * time.Second, 40 * time.Second, time.Hour} {
+		r.advance(wait)
+		resent = append(resent, len(r.pub.take()))
+	}
+	if want := []int{0, 2, 2, 0, 0}; !slices.Equal(resent, want) {
+		t.Errorf("programs resent %v, want %v", resent, want)
+	}
+	// The same version each time, so a controller that got the first acks it and runs on.
+	for _, m := range first {
+		if m.topic == ProgramTopic("ctrl-s") {
+			p, _ := ParseProgram(m.payload)
+			if got := r.trail("ctrl-s", version(p.Version)); !slices.Equal(got, []string{"program.push→sent", "program.retry→sent", "program.retry→sent"}) {
+				t.Errorf("audit %v", got)
+			}
+		}
 	}
 }

@@ -11,7 +11,9 @@ CREATE TABLE lighting_programs (
 	created_ms  INTEGER NOT NULL,
 	sent_ms     INTEGER NOT NULL DEFAULT 0,
 	acked_ms    INTEGER NOT NULL DEFAULT 0,
-	measured_ms INTEGER NOT NULL DEFAULT 0
+	measured_ms INTEGER NOT NULL DEFAULT 0,
+	attempts    INTEGER NOT NULL DEFAULT 0,
+	last_ms     INTEGER NOT NULL DEFAULT 0  -- last publication: a program unacknowledged is published again
 );
 
 CREATE TABLE lighting_overrides (
