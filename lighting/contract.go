@@ -30,8 +30,8 @@ const (
 // hv/<device>/program. Version increases with every change; a controller ignores an older or equal version.
 //
 // Failsafe: at an instant outside [Steps[0].At, Until), or with no valid program at all, a controller runs
-// its built-in schedule (for the simulated controllers simulators.DefaultLevel: 100 % from 18:00, 50 % from
-// 23:00, off from 07:00, Paris time), so the lights keep a safe night whatever happens to the link or the
+// its built-in astronomical schedule (for the simulated controllers simulators.DefaultLevel: 100 % from
+// sunset, 50 % from 23:00 Paris time, off at sunrise), so the lights keep a safe night whatever happens to the link or the
 // programs. The service should therefore push each program ahead of its first step and make it last until
 // the next one is in force.
 type Program struct {

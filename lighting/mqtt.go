@@ -41,13 +41,27 @@ func (p MQTTPublisher) Publish(ctx context.Context, topic string, retained bool,
 func Subscribe(c paho.Client, s *Service, log *slog.Logger) {
 	ack := func(_ paho.Client, m paho.Message) { s.HandleAck(m.Topic(), m.Payload()) }
 	dl := func(_ paho.Client, m paho.Message) { s.HandleDownlinkAck(m.Topic(), m.Payload()) }
-	filters := map[string]paho.MessageHandler{AckTopics: ack, ChirpStackAckTopics: dl, TTSAckTopics: dl, TTSNackTopics: dl, TTSFailedTopics: dl}
-	for topic, h := range filters {
-		t := c.Subscribe(topic, 1, h)
-		go func() {
-			if !t.WaitTimeout(30*time.Second) || t.Error() != nil {
-				log.Error("lighting acks not subscribed", "topic", topic, "err", t.Error())
+	// One SUBSCRIBE for every filter: mochi mixes the packet ids of the client's SUBSCRIBEs with its own
+	// publications, so back-to-back SUBSCRIBEs can be refused (0x91) without paho reporting an error.
+	filters := map[string]byte{AckTopics: 1, ChirpStackAckTopics: 1, TTSAckTopics: 1, TTSNackTopics: 1, TTSFailedTopics: 1}
+	t := c.SubscribeMultiple(filters, func(cl paho.Client, m paho.Message) {
+		if _, kind, ok := DeviceOf(m.Topic()); ok && kind == "ack" {
+			ack(cl, m)
+			return
+		}
+		dl(cl, m)
+	})
+	go func() {
+		if !t.WaitTimeout(30*time.Second) || t.Error() != nil {
+			log.Error("lighting acks not subscribed", "err", t.Error())
+			return
+		}
+		if st, ok := t.(*paho.SubscribeToken); ok {
+			for topic, code := range st.Result() {
+				if code >= 0x80 {
+					log.Error("lighting acks not subscribed: refused by the broker", "topic", topic, "code", code)
+				}
 			}
-		}()
-	}
+		}
+	}()
 }

@@ -178,8 +178,9 @@ func loadDefault(tb testing.TB, reg *registry.Registry, lastSeen func(string) in
 	tb.Helper()
 	set, err := rules.LoadRulesFS(configs.Rules(), reg, rules.Deps{
 		LastSeen: lastSeen,
-		Commanded: func(_ string, at time.Time) (float64, time.Time, bool) {
-			return simulators.DefaultLevel(at), at.Truncate(time.Hour), true
+		Commanded: func(device string, at time.Time) (float64, time.Time, bool) {
+			_, site, _ := reg.Lookup(device)
+			return simulators.DefaultLevel(at, site.Lat, site.Lon), at.Truncate(time.Hour), true
 		},
 	})
 	if err != nil {

@@ -667,7 +667,7 @@ func (s *sim) program(p lighting.Program, at time.Time) {
 	if err != nil {
 		s.tb.Fatal(err)
 	}
-	if err := s.runner.ApplyProgram(p.Device, payload, at); err != nil {
+	if _, err := s.runner.ApplyProgram(p.Device, payload, at); err != nil {
 		s.tb.Fatal(err)
 	}
 	s.cmds.mu.Lock()

@@ -33,9 +33,12 @@ func (cfg PublishConfig) Start(now time.Time) time.Time {
 //
 // The fleet's lighting controllers listen as real ones do: Publish subscribes (QoS 1) to hv/+/program and
 // hv/+/cmd on every connection, so a reconnect resubscribes and the broker redelivers the retained programs
-// (how a controller back from an outage gets its program), hands what is addressed to a fleet controller to
-// the Runner (ApplyProgram, ApplyCommand) at the fleet's current simulated time, and publishes each command's
-// ack on hv/<device>/ack (QoS 1). Messages for other devices are left alone.
+// (how a controller back from an outage gets its program), hands what is addressed to a fleet controller
+// that listens on MQTT to the Runner (ApplyProgram, ApplyCommand) at the fleet's current simulated time,
+// and publishes each program's and command's ack on hv/<device>/ack (QoS 1). LoRaWAN controllers ignore
+// hv/<device>/…: Publish also subscribes, playing their network servers, to the downlinks of the fleet's
+// ChirpStack and The Things Stack applications, hands them to the Runner (HandleDownlink) and publishes the
+// servers' acks. Messages for other devices are left alone.
 func Publish(ctx context.Context, cfg PublishConfig, r *Runner, log *slog.Logger) {
 	realStart := time.Now()
 	virtualStart := cfg.Start(realStart)

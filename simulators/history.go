@@ -18,8 +18,8 @@ const HistoryStep = time.Hour
 // temperature, labelled with the device's site, commune, EPCI and fluid. It is an hv.BackfillFunc (Fill),
 // so hv.Backfill writes it into any store.
 //
-// The past is clean: faults and lighting programs only act on the live runner. Lighting follows the default
-// schedule (DefaultLevel). A device whose readings are already stored resumes from its newest stored index
+// The past is clean: faults and lighting programs only act on the live runner. Lighting follows the
+// failsafe schedule (DefaultLevel, astronomical at each cabinet). A device whose readings are already stored resumes from its newest stored index
 // (the store's Last), so backfilling the gap since a demo last ran continues each meter where it stopped,
 // and nothing at or before that reading is emitted again.
 type History struct {
@@ -36,13 +36,14 @@ type histDevice struct {
 	energy histCounter  // controllers: energy_kwh
 	hours  histCounter  // controllers: operating_hours
 	upTo   int64        // controllers: the time their counters are integrated up to; 0 before the first instant
+	sun    sunClock     // controllers: the failsafe's day, the history's own (the live runner may run meanwhile)
 	from   int64        // readings at or before this time (the newest stored) are not emitted again
 	prev   float64      // meters: the index at the previous reading, for its delta
 	known  bool         // meters: prev holds a reading
 }
 
-// histCounter is a controller's counter, integrated from one instant to the next at the level of the first
-// (the default schedule switches on the hour, so hourly steps are exact).
+// histCounter is a controller's counter, integrated exactly from one instant to the next along the failsafe
+// schedule (burn), which switches at sunset, 23:00 and sunrise, not on the hour.
 type histCounter struct {
 	v     float64 // integrated
 	prev  float64 // the previous reading, as emitted or stored
@@ -68,7 +69,9 @@ func (r *Runner) History(last []hv.Reading) *History {
 			hd.index.Value, hd.prev, hd.known = rd.Value, rd.Value, true
 			hd.energy = histCounter{rd.Value, rd.Value, true}
 			hd.upTo = rd.Time
-			hd.index.Advance(time.UnixMilli(rd.Time), r.cleanRate(d, time.UnixMilli(rd.Time), r.weather.Outdoor(time.UnixMilli(rd.Time))))
+			if d.Kind != hv.DeviceLightingController { // a controller integrates its counters, not hd.index
+				hd.index.Advance(time.UnixMilli(rd.Time), r.cleanRate(d, time.UnixMilli(rd.Time), r.weather.Outdoor(time.UnixMilli(rd.Time))))
+			}
 		} else {
 			hd.energy.v = d.baseIndex
 		}
@@ -200,12 +203,7 @@ func (hd *histDevice) fill(r *Runner, instants []time.Time, outdoor []model.Outd
 			}
 		case hv.DeviceLightingController:
 			if hd.upTo != 0 && at > hd.upTo {
-				since := time.UnixMilli(hd.upTo)
-				level, hours := DefaultLevel(since), t.Sub(since).Hours()
-				hd.energy.v += d.lampsPowerW(level) * hours / 1000
-				if level > 0 {
-					hd.hours.v += hours
-				}
+				hd.burn(time.UnixMilli(hd.upTo), t)
 			}
 			hd.upTo = max(hd.upTo, at)
 			if at <= hd.from {
@@ -227,6 +225,24 @@ func (hd *histDevice) fill(r *Runner, instants []time.Time, outdoor []model.Outd
 		}
 	}
 	return out
+}
+
+// burn integrates a controller's energy and burning hours over [from, to) along the failsafe schedule,
+// piece by piece between its switching instants.
+func (hd *histDevice) burn(from, to time.Time) {
+	d := hd.d
+	for t := from; t.Before(to); {
+		level, next := hd.sun.level(t, d.site.Lat, d.site.Lon)
+		if next.After(to) {
+			next = to
+		}
+		h := next.Sub(t).Hours()
+		hd.energy.v += d.lampsPowerW(level) * h / 1000
+		if level > 0 {
+			hd.hours.v += h
+		}
+		t = next
+	}
 }
 
 // counter emits a controller counter's value and, when the previous one is known, its delta.

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	hv "github.com/useda02/hyperviseur"
+	"github.com/useda02/hyperviseur/lighting/sun"
 	"github.com/useda02/hyperviseur/simulators/fleet"
 	"github.com/useda02/hyperviseur/simulators/model"
 )
@@ -55,6 +56,7 @@ type simDevice struct {
 	backlog []Message     // offline: reports kept until the device comes back
 	held    *Message      // out_of_order: the message waiting to go after the next one
 	ctl     *controller   // lighting controller: program and command in force (controller.go); nil until one comes
+	sun     sunClock      // lighting controller: its failsafe's switching times of the day (DefaultLevel)
 }
 
 // NewRunner prepares the fleet to report from start on. Each device's first report falls at a point of its
@@ -199,18 +201,65 @@ func (r *Runner) values(d *simDevice, t time.Time) map[hv.Metric]float64 {
 	return v
 }
 
-// DefaultLevel is the failsafe schedule of a street-light controller, run when it has no program in force
-// (none received, or outside the program's validity; see controller.go): full from 18:00, half through the
-// night from 23:00, off at 07:00, Paris time.
-func DefaultLevel(t time.Time) float64 {
-	h := t.In(model.Paris()).Hour()
-	switch {
-	case h >= 18 && h < 23:
-		return 100
-	case h >= 23 || h < 7:
-		return 50
+// DefaultLevel is the failsafe schedule of a street-light controller at latitude lat, longitude lon, run when
+// it has no program in force (none received, or outside the program's validity; see controller.go): full
+// from sunset, half from 23:00 Paris time through the night, off at sunrise, as real controllers' built-in
+// astronomical clocks do. A fixed 18:00–07:00 schedule would burn in daylight from spring to autumn, which
+// the day_burner rule rightly flags.
+//
+// It computes the day's sun times on every call (a few µs); the simulated controllers cache them per day
+// (sunClock).
+func DefaultLevel(t time.Time, lat, lon float64) float64 {
+	var c sunClock
+	level, _ := c.level(t, lat, lon)
+	return level
+}
+
+// failsafe is DefaultLevel at d's site, from d's cache: the level of ~1 740 controllers is asked at every
+// 5-minute report, and by the history at every hour of 13 months. Callers hold r.mu (the live runner's
+// paths do); the history keeps its own clock per device.
+func (d *simDevice) failsafe(t time.Time) float64 {
+	level, _ := d.sun.level(t, d.site.Lat, d.site.Lon)
+	return level
+}
+
+// sunClock holds the failsafe's switching times of one local day at one place, recomputed when asked about
+// another day.
+type sunClock struct {
+	from, until     time.Time // the local day held: [midnight, next midnight), Paris time
+	sunrise, sunset time.Time // zero when the sun does not rise or set that day (never in the Aisne)
+	late            time.Time // 23:00, when the lights go down to half
+}
+
+// Failsafe levels.
+const (
+	failsafeEvening = 100 // sunset to 23:00
+	failsafeNight   = 50  // 23:00 to sunrise
+)
+
+// level is the failsafe level at t at latitude lat, longitude lon, and the instant it next changes (at the
+// latest, the end of t's local day).
+func (c *sunClock) level(t time.Time, lat, lon float64) (float64, time.Time) {
+	if c.until.IsZero() || t.Before(c.from) || !t.Before(c.until) {
+		loc := model.Paris()
+		day := sun.Compute(t, lat, lon, loc)
+		y, m, dd := day.Date.Date()
+		c.from, c.until = day.Date, time.Date(y, m, dd+1, 0, 0, 0, 0, loc)
+		c.late = time.Date(y, m, dd, 23, 0, 0, 0, loc)
+		c.sunrise, c.sunset = day.Sunrise, day.Sunset
 	}
-	return 0
+	switch {
+	case c.sunrise.IsZero() || c.sunset.IsZero():
+		// Polar day or night: no astronomical switch, so the safe side, lit by the clock alone.
+	case t.Before(c.sunrise):
+		return failsafeNight, c.sunrise
+	case t.Before(c.sunset):
+		return 0, c.sunset
+	}
+	if t.Before(c.late) {
+		return failsafeEvening, c.late
+	}
+	return failsafeNight, c.until
 }
 
 func round(v float64, digits int) float64 {
@@ -310,16 +359,22 @@ func (r *Runner) lorawan(d *simDevice, t time.Time, vals map[hv.Metric]float64) 
 		b, _ := json.Marshal(map[string]any{
 			"deduplicationId": fmt.Sprintf("%016x", hash(d.ID+ts)),
 			"time":            ts,
-			"deviceInfo":      map[string]any{"devEui": d.ID, "deviceProfileName": d.Profile, "applicationId": "aisne"},
+			"deviceInfo":      map[string]any{"devEui": d.ID, "deviceProfileName": d.Profile, "applicationId": fleet.ChirpStackApplication},
 			"fPort":           2,
 			"object":          object,
 		})
-		return Message{Topic: "application/aisne/device/" + d.ID + "/event/up", Payload: b}
+		return Message{Topic: "application/" + fleet.ChirpStackApplication + "/device/" + d.ID + "/event/up", Payload: b}
 	}
 	b, _ := json.Marshal(map[string]any{
-		"end_device_ids": map[string]any{"device_id": d.ID, "application_ids": map[string]string{"application_id": "aisne"}},
+		"end_device_ids": map[string]any{"device_id": d.ID, "application_ids": map[string]string{"application_id": ttsApplicationID(fleet.TTSApplication)}},
 		"received_at":    ts,
 		"uplink_message": map[string]any{"decoded_payload": object, "received_at": ts, "f_port": 2},
 	})
-	return Message{Topic: "v3/aisne@ttn/devices/" + d.ID + "/up", Payload: b}
+	return Message{Topic: "v3/" + fleet.TTSApplication + "/devices/" + d.ID + "/up", Payload: b}
+}
+
+// ttsApplicationID is the application id of a The Things Stack "app@tenant", as its messages name it.
+func ttsApplicationID(app string) string {
+	id, _, _ := strings.Cut(app, "@")
+	return id
 }

@@ -78,6 +78,10 @@
 // the order of generation, and no random draw of the buildings depends on the format, so changing the mix
 // changes formats only.
 //
+// Every LoRaWAN device carries its registry Downlink: ChirpStack application ChirpStackApplication, The
+// Things Stack application TTSApplication, the default port. They are the applications its uplinks go out
+// under (simulators/live.go), so uplinks and downlinks of one device name the same application.
+//
 // # Determinism and scale
 //
 // Each commune draws from its own stream, seeded by the seed and its INSEE code: a commune's buildings,
@@ -116,6 +120,13 @@ const (
 	FormatLineProtocol = "lineprotocol"
 	FormatChirpStack   = "chirpstack"
 	FormatTTS          = "tts"
+)
+
+// LoRaWAN applications of the simulated fleet on its network servers: its devices' uplinks are published
+// under them and their Downlink routes name them.
+const (
+	ChirpStackApplication = "aisne"     // ChirpStack v4 application id
+	TTSApplication        = "aisne@ttn" // The Things Stack "app@tenant"
 )
 
 // Formats lists the payload formats in the order of Mix.
@@ -360,15 +371,18 @@ func (g *generator) format(id string) string {
 	return FormatFlat
 }
 
-// device completes a device with its format, its LoRaWAN profile and, for ChirpStack, its DevEUI.
+// device completes a device with its format, its LoRaWAN profile and downlink route and, for ChirpStack,
+// its DevEUI.
 func (g *generator) device(d Device, profile string) Device {
 	d.Format = g.format(d.ID)
 	switch d.Format {
 	case FormatChirpStack:
 		d.Profile = profile
 		d.ID = g.devEUI(d.ID)
+		d.Downlink = &hv.Downlink{Network: hv.NetworkChirpStack, Application: ChirpStackApplication}
 	case FormatTTS:
 		d.Profile = profile
+		d.Downlink = &hv.Downlink{Network: hv.NetworkTTS, Application: TTSApplication}
 	}
 	return d
 }

@@ -259,6 +259,16 @@ func TestFleetInvariants(t *testing.T) {
 		if (d.Format == FormatChirpStack) != isDevEUI(d.ID) {
 			t.Errorf("device %s: format %s; a DevEUI id goes with chirpstack and only with it", d.ID, d.Format)
 		}
+		var route *hv.Downlink // the network server its uplinks go through, under the same application
+		switch d.Format {
+		case FormatChirpStack:
+			route = &hv.Downlink{Network: hv.NetworkChirpStack, Application: ChirpStackApplication}
+		case FormatTTS:
+			route = &hv.Downlink{Network: hv.NetworkTTS, Application: TTSApplication}
+		}
+		if !reflect.DeepEqual(d.Downlink, route) {
+			t.Errorf("device %s: format %s with downlink %+v, want %+v", d.ID, d.Format, d.Downlink, route)
+		}
 		if d.Units != nil && d.Format != FormatFlat && d.Format != FormatLineProtocol {
 			t.Errorf("device %s: unit hints on a %s device, whose payload names its units", d.ID, d.Format)
 		}

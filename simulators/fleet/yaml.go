@@ -115,6 +115,13 @@ func (f *Fleet) write(w *writer) {
 		if d.Profile != "" {
 			w.field("    ", "profile", d.Profile)
 		}
+		if dl := d.Downlink; dl != nil {
+			w.WriteString("    downlink: {network: " + scalar(dl.Network) + ", application: " + scalar(dl.Application))
+			if dl.FPort != 0 {
+				w.WriteString(", fport: " + strconv.Itoa(dl.FPort))
+			}
+			w.WriteString("}\n")
+		}
 		if len(d.Keys) > 0 {
 			w.WriteString("    keys:\n")
 			w.keyMaps("      ", d.Keys)
