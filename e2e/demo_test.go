@@ -9,7 +9,8 @@ import (
 
 // TestDemoIntegration: `hyperviseur demo` runs the simulated fleet of one EPCI against the embedded stack:
 // 13 months of hourly history are there when it is ready, every decoder sees traffic, nothing is invalid,
-// unmapped or unregistered, devices have live values continuing their history (no index reset).
+// unmapped or unregistered, devices have live values continuing their history (no index reset); every
+// lighting controller acknowledges its program and an override comes back acknowledged.
 func TestDemoIntegration(t *testing.T) {
 	svc := startService(t, serviceOptions{Demo: []string{"--epci", "200043495", "--speed", "3600"}})
 	checkHistory(t, svc)
@@ -58,6 +59,7 @@ func TestDemoIntegration(t *testing.T) {
 	if n := svc.metricValue("hyperviseur_ingest_counter_events_total"); n != 0 {
 		t.Errorf("%g index anomalies flagged: live readings do not carry on from the history", n)
 	}
+	checkLighting(t, svc)
 }
 
 // TestDemoFaultsIntegration: faults injected with --fault reach the service as their signatures: a

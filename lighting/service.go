@@ -257,6 +257,21 @@ func NightOf(t time.Time) time.Time {
 	return time.Date(y, m, d, 0, 0, 0, 0, sun.Paris())
 }
 
+// ProgramAt is the program the service gives dev for the night in force at t (one night, version 1); false
+// when dev is in no group. The simulated history uses it to burn as if the service had always run.
+func (p *Plan) ProgramAt(dev hv.Device, site hv.Site, t time.Time) (Program, bool) {
+	g := p.GroupOf(&dev, &site)
+	if g == nil {
+		return Program{}, false
+	}
+	n, err := p.Night(g, NightOf(t), site.Lat, site.Lon)
+	if err != nil {
+		return Program{}, false
+	}
+	prog, err := ProgramFrom(dev.ID, 1, n)
+	return prog, err == nil
+}
+
 // SyncPrograms pushes, to every controller whose resolved program changed, its program for the night in
 // force and the next ones (Options.Nights). Unchanged programs are not pushed again.
 func (s *Service) SyncPrograms(ctx context.Context, now time.Time) error {

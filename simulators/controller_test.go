@@ -683,7 +683,7 @@ func TestHistoryBurnsAlongTheSun(t *testing.T) {
 		next := day.AddDate(0, 0, 1)
 		hd := &histDevice{d: d} // local days start on the hour: whole hours cover them
 		for at := day; at.Before(next); at = at.Add(HistoryStep) {
-			hd.burn(at, at.Add(HistoryStep))
+			hd.burn(at, at.Add(HistoryStep), nil)
 		}
 		s := sun.Compute(day, d.site.Lat, d.site.Lon, loc)
 		late := time.Date(day.Year(), day.Month(), day.Day(), 23, 0, 0, 0, loc)
@@ -695,6 +695,46 @@ func TestHistoryBurnsAlongTheSun(t *testing.T) {
 			t.Errorf("%s (%.0f h): burned %.4f h and %.4f kWh, want %.4f h and %.4f kWh", day.Format("02/01"),
 				next.Sub(day).Hours(), hd.hours.v, hd.energy.v, night.Hours(), energy)
 		}
+	}
+}
+
+// TestHistoryFollowsPrograms: given the programs, the history burns along them, across the spring-forward
+// night: hours lit and energy are the program's, integrated exactly over the hourly readings.
+func TestHistoryFollowsPrograms(t *testing.T) {
+	f, _ := smallFleet(t)
+	r := NewRunner(f, 1, paris(15, 0, 0))
+	d := r.byID[ctrlFlatLED]
+	loc := model.Paris()
+	night := time.Date(2027, 3, 27, 0, 0, 0, 0, loc)
+	at := func(day, h, m int) time.Time { return time.Date(2027, 3, day, h, m, 0, 0, loc) }
+	prog := lighting.Program{Device: d.ID, Version: 1, Until: at(28, 12, 0), Steps: []lighting.Step{
+		{At: at(27, 12, 0), Level: 0}, {At: at(27, 19, 7), Level: 100}, {At: at(27, 23, 0), Level: 40},
+		{At: at(28, 1, 0), Level: 0}, {At: at(28, 5, 0), Level: 100}, {At: at(28, 7, 23), Level: 0},
+	}}
+	calls := 0
+	schedule := func(device string, t time.Time) (lighting.Program, bool) {
+		calls++
+		return prog, device == d.ID && !t.Before(prog.Steps[0].At) && t.Before(prog.Until)
+	}
+	hd := &histDevice{d: d}
+	from := time.Date(2027, 3, 27, 12, 0, 0, 0, loc)
+	for t := from; t.Before(prog.Until); t = t.Add(HistoryStep) {
+		hd.burn(t, t.Add(HistoryStep), schedule)
+	}
+	// 19:07–23:00 at 100 %, 23:00–01:00 at 40 %, 05:00–07:23 (summer time) at 100 %; 01:00 to 05:00 local is
+	// 3 hours that night.
+	full := at(27, 23, 0).Sub(at(27, 19, 7)) + at(28, 7, 23).Sub(at(28, 5, 0))
+	dim := 2 * time.Hour
+	off := prog.Until.Sub(from) - full - dim
+	if off != 23*time.Hour-full-dim {
+		t.Fatalf("the night of %s lasts %s, want 23 h", night.Format("02/01"), prog.Until.Sub(from))
+	}
+	energy := (d.lampsPowerW(100)*full.Hours() + d.lampsPowerW(40)*dim.Hours() + d.lampsPowerW(0)*off.Hours()) / 1000
+	if math.Abs(hd.hours.v-(full+dim).Hours()) > 1e-9 || math.Abs(hd.energy.v-energy) > 1e-9 {
+		t.Errorf("burned %.4f h and %.4f kWh, want %.4f h and %.4f kWh", hd.hours.v, hd.energy.v, (full + dim).Hours(), energy)
+	}
+	if calls > 2 {
+		t.Errorf("the schedule was asked %d times for one night: the program is not kept", calls)
 	}
 }
 

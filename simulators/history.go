@@ -2,10 +2,12 @@ package simulators
 
 import (
 	"context"
+	"sort"
 	"sync/atomic"
 	"time"
 
 	hv "github.com/useda02/hyperviseur"
+	"github.com/useda02/hyperviseur/lighting"
 	"github.com/useda02/hyperviseur/simulators/model"
 )
 
@@ -23,23 +25,34 @@ const HistoryStep = time.Hour
 // (the store's Last), so backfilling the gap since a demo last ran continues each meter where it stopped,
 // and nothing at or before that reading is emitted again.
 type History struct {
-	r       *Runner
-	devices []*histDevice // as r.devices
-	emitted atomic.Int64
+	r        *Runner
+	devices  []*histDevice // as r.devices
+	emitted  atomic.Int64
+	schedule Schedule // nil: the failsafe
 }
+
+// Schedule gives a controller's program for the night in force at t (the one the lighting service would
+// have pushed), false when it has none and runs its failsafe.
+type Schedule func(device string, t time.Time) (lighting.Program, bool)
+
+// FollowPrograms makes the controllers' history burn along their programs, as if the lighting service had
+// driven them all along, instead of the failsafe. The presence boost is not replayed (the history draws no
+// presence): boosted steps burn at their base level. Call it before Fill.
+func (h *History) FollowPrograms(s Schedule) { h.schedule = s }
 
 // histDevice is one device's state between windows. A device is only ever filled by one worker (the one
 // its position selects), so its state needs no lock.
 type histDevice struct {
 	d      *simDevice
-	index  *model.Index // meters: their index; controllers: their energy index
-	energy histCounter  // controllers: energy_kwh
-	hours  histCounter  // controllers: operating_hours
-	upTo   int64        // controllers: the time their counters are integrated up to; 0 before the first instant
-	sun    sunClock     // controllers: the failsafe's day, the history's own (the live runner may run meanwhile)
-	from   int64        // readings at or before this time (the newest stored) are not emitted again
-	prev   float64      // meters: the index at the previous reading, for its delta
-	known  bool         // meters: prev holds a reading
+	index  *model.Index      // meters: their index; controllers: their energy index
+	energy histCounter       // controllers: energy_kwh
+	hours  histCounter       // controllers: operating_hours
+	upTo   int64             // controllers: the time their counters are integrated up to; 0 before the first instant
+	sun    sunClock          // controllers: the failsafe's day, the history's own (the live runner may run meanwhile)
+	prog   *lighting.Program // controllers following programs: the night's in force, nil when none
+	from   int64             // readings at or before this time (the newest stored) are not emitted again
+	prev   float64           // meters: the index at the previous reading, for its delta
+	known  bool              // meters: prev holds a reading
 }
 
 // histCounter is a controller's counter, integrated exactly from one instant to the next along the failsafe
@@ -173,7 +186,7 @@ func (h *History) Fill(ctx context.Context, from, to int64, worker, workers int,
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		buf = h.devices[i].fill(h.r, instants, outdoor, buf[:0])
+		buf = h.devices[i].fill(h.r, h.schedule, instants, outdoor, buf[:0])
 		if len(buf) == 0 {
 			continue
 		}
@@ -186,7 +199,7 @@ func (h *History) Fill(ctx context.Context, from, to int64, worker, workers int,
 }
 
 // fill appends the device's readings at instants.
-func (hd *histDevice) fill(r *Runner, instants []time.Time, outdoor []model.Outdoor, out []hv.Reading) []hv.Reading {
+func (hd *histDevice) fill(r *Runner, schedule Schedule, instants []time.Time, outdoor []model.Outdoor, out []hv.Reading) []hv.Reading {
 	d := hd.d
 	base := hv.Reading{Device: d.ID, Site: d.site.ID, Commune: d.site.Commune, EPCI: d.site.EPCI, Fluid: d.Fluid}
 	add := func(m hv.Metric, at int64, v float64) {
@@ -203,7 +216,7 @@ func (hd *histDevice) fill(r *Runner, instants []time.Time, outdoor []model.Outd
 			}
 		case hv.DeviceLightingController:
 			if hd.upTo != 0 && at > hd.upTo {
-				hd.burn(time.UnixMilli(hd.upTo), t)
+				hd.burn(time.UnixMilli(hd.upTo), t, schedule)
 			}
 			hd.upTo = max(hd.upTo, at)
 			if at <= hd.from {
@@ -227,12 +240,12 @@ func (hd *histDevice) fill(r *Runner, instants []time.Time, outdoor []model.Outd
 	return out
 }
 
-// burn integrates a controller's energy and burning hours over [from, to) along the failsafe schedule,
-// piece by piece between its switching instants.
-func (hd *histDevice) burn(from, to time.Time) {
+// burn integrates a controller's energy and burning hours over [from, to) along its program (schedule) or the
+// failsafe schedule, piece by piece between its switching instants.
+func (hd *histDevice) burn(from, to time.Time, schedule Schedule) {
 	d := hd.d
 	for t := from; t.Before(to); {
-		level, next := hd.sun.level(t, d.site.Lat, d.site.Lon)
+		level, next := hd.level(t, schedule)
 		if next.After(to) {
 			next = to
 		}
@@ -243,6 +256,29 @@ func (hd *histDevice) burn(from, to time.Time) {
 		}
 		t = next
 	}
+}
+
+// level is the level the controller runs at t and when it next changes: its program's when schedule gives
+// one, else the failsafe's.
+func (hd *histDevice) level(t time.Time, schedule Schedule) (float64, time.Time) {
+	if schedule != nil {
+		if p := hd.prog; p == nil || t.Before(p.Steps[0].At) || !t.Before(p.Until) {
+			hd.prog = nil
+			if np, ok := schedule(hd.d.ID, t); ok {
+				hd.prog = &np
+			}
+		}
+		if p := hd.prog; p != nil {
+			if st, ok := p.StepAt(t); ok {
+				next := p.Until
+				if i := sort.Search(len(p.Steps), func(i int) bool { return p.Steps[i].At.After(t) }); i < len(p.Steps) {
+					next = p.Steps[i].At
+				}
+				return st.Level, next
+			}
+		}
+	}
+	return hd.sun.level(t, hd.d.site.Lat, hd.d.site.Lon)
 }
 
 // counter emits a controller counter's value and, when the previous one is known, its delta.

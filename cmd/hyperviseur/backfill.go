@@ -7,6 +7,7 @@ import (
 	"time"
 
 	hv "github.com/useda02/hyperviseur"
+	"github.com/useda02/hyperviseur/lighting"
 	"github.com/useda02/hyperviseur/simulators"
 )
 
@@ -26,9 +27,29 @@ func (p progress) String() string {
 		float64(p.Done)/1e6, float64(p.Total)/1e6, pct, p.Rate/1e6, p.ETA.Round(time.Second))
 }
 
+// historySchedule makes the history's controllers follow the lighting plan of cfg (as if the service had driven
+// them all along); nil when lighting control is disabled. lookup finds a controller and its cabinet.
+func historySchedule(cfg *Config, lookup func(id string) (hv.Device, hv.Site, bool)) (simulators.Schedule, error) {
+	if !cfg.Lighting.Enabled {
+		return nil, nil
+	}
+	plan, err := loadPlan(cfg.Lighting.Files)
+	if err != nil {
+		return nil, err
+	}
+	return func(device string, t time.Time) (lighting.Program, bool) {
+		d, site, ok := lookup(device)
+		if !ok {
+			return lighting.Program{}, false
+		}
+		return plan.ProgramAt(d, site, t)
+	}, nil
+}
+
 // backfillHistory writes the fleet's hourly history of [from, to) into store, each device resuming from its
-// newest stored index, and calls report every interval while it runs. It returns the readings written.
-func backfillHistory(ctx context.Context, store hv.Store, runner *simulators.Runner, from, to time.Time,
+// newest stored index, its lighting following schedule (nil: the controllers' failsafe), and calls report
+// every interval while it runs. It returns the readings written.
+func backfillHistory(ctx context.Context, store hv.Store, runner *simulators.Runner, schedule simulators.Schedule, from, to time.Time,
 	every time.Duration, report func(progress)) (int64, error) {
 	// Since far enough back that a device stored long ago still resumes rather than restarting its index.
 	last, err := store.Last(ctx, hv.CumulativeMetrics(), from.AddDate(-2, 0, 0).UnixMilli())
@@ -36,6 +57,7 @@ func backfillHistory(ctx context.Context, store hv.Store, runner *simulators.Run
 		return 0, fmt.Errorf("history: newest stored indexes: %w", err)
 	}
 	h := runner.History(last)
+	h.FollowPrograms(schedule)
 	total := h.Total(from.UnixMilli(), to.UnixMilli())
 	start := time.Now()
 	snapshot := func() progress {
@@ -76,7 +98,7 @@ func backfillHistory(ctx context.Context, store hv.Store, runner *simulators.Run
 // demoHistory gives the demo's fleet its past before it goes live: months of hourly history up to the
 // runner's start, or only the gap since the newest stored reading when an earlier run left data, then
 // resumes the runner's indexes from the store so live reports carry on from the history.
-func demoHistory(ctx context.Context, store hv.Store, runner *simulators.Runner, start time.Time, months int, log *slog.Logger) error {
+func demoHistory(ctx context.Context, store hv.Store, runner *simulators.Runner, schedule simulators.Schedule, start time.Time, months int, log *slog.Logger) error {
 	to := start.Truncate(simulators.HistoryStep)
 	from := to.AddDate(0, -months, 0)
 	// Far enough back that a device stored long ago still resumes rather than restarting its index.
@@ -99,7 +121,7 @@ func demoHistory(ctx context.Context, store hv.Store, runner *simulators.Runner,
 		}
 		log.Info("writing the demo fleet's history", "from", from.UTC().Format(time.RFC3339), "to", to.UTC().Format(time.RFC3339))
 		began := time.Now()
-		n, err := backfillHistory(ctx, store, runner, from, to, 5*time.Second, func(p progress) {
+		n, err := backfillHistory(ctx, store, runner, schedule, from, to, 5*time.Second, func(p progress) {
 			log.Info("demo history", "progress", p.String())
 		})
 		if err != nil {

@@ -63,7 +63,11 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger, demo *demoOptions) 
 	defer store.Close()
 
 	if runner != nil {
-		if err := demoHistory(ctx, store, runner, demo.start, demo.HistoryMonths, log.With("component", "demo")); err != nil {
+		schedule, err := historySchedule(cfg, reg.Device)
+		if err != nil {
+			return err
+		}
+		if err := demoHistory(ctx, store, runner, schedule, demo.start, demo.HistoryMonths, log.With("component", "demo")); err != nil {
 			return err
 		}
 	}

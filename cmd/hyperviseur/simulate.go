@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	hv "github.com/useda02/hyperviseur"
 	"github.com/useda02/hyperviseur/registry"
 	"github.com/useda02/hyperviseur/simulators"
 	"github.com/useda02/hyperviseur/simulators/fleet"
@@ -97,7 +98,22 @@ store is written as whole blocks, so the service must be stopped; InfluxDB takes
 			defer store.Close()
 			out := cmd.ErrOrStderr()
 			began := time.Now()
-			n, err := backfillHistory(ctx, store, simulators.NewRunner(f, o.Seed, end), start, end, 2*time.Second,
+			devices := map[string]hv.Device{}
+			for _, d := range f.Devices {
+				devices[d.ID] = d.Device
+			}
+			sites := map[string]hv.Site{}
+			for _, s := range f.Sites {
+				sites[s.ID] = s
+			}
+			schedule, err := historySchedule(cfg, func(id string) (hv.Device, hv.Site, bool) {
+				d, ok := devices[id]
+				return d, sites[d.Site], ok
+			})
+			if err != nil {
+				return err
+			}
+			n, err := backfillHistory(ctx, store, simulators.NewRunner(f, o.Seed, end), schedule, start, end, 2*time.Second,
 				func(p progress) { fmt.Fprintln(out, "history:", p) })
 			if err != nil {
 				return err
