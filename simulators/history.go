@@ -16,14 +16,15 @@ import (
 const HistoryStep = time.Hour
 
 // History is the fleet's past, hour by hour, as ingest would have stored it: each meter's index with its
-// delta, each lighting controller's energy and burning hours with theirs, each weather station's
-// temperature, labelled with the device's site, commune, EPCI and fluid. It is an hv.BackfillFunc (Fill),
+// delta, each lighting controller's level, energy and burning hours (the counters with their deltas), each
+// weather station's temperature, labelled with the device's site, commune, EPCI and fluid. It is an hv.BackfillFunc (Fill),
 // so hv.Backfill writes it into any store.
 //
-// The past is clean: faults and lighting programs only act on the live runner. Lighting follows the
-// failsafe schedule (DefaultLevel, astronomical at each cabinet). A device whose readings are already stored resumes from its newest stored index
-// (the store's Last), so backfilling the gap since a demo last ran continues each meter where it stopped,
-// and nothing at or before that reading is emitted again.
+// The past is clean: faults, overrides and presence only act on the live runner. Lighting follows the
+// programs FollowPrograms gives, else the failsafe schedule (DefaultLevel, astronomical at each cabinet). A
+// device whose readings are already stored resumes from its newest stored index (the store's Last), so
+// backfilling the gap since a demo last ran continues each meter where it stopped, and nothing at or before
+// that reading is emitted again.
 type History struct {
 	r        *Runner
 	devices  []*histDevice // as r.devices
@@ -150,8 +151,8 @@ func (h *History) Total(from, to int64) int64 {
 		switch hd.d.Kind {
 		case hv.DeviceWeather:
 			n += instants
-		case hv.DeviceLightingController: // two counters, each with its delta but at the first fresh reading
-			n += 4*instants - bool01(!hd.energy.known) - bool01(!hd.hours.known)
+		case hv.DeviceLightingController: // its level, two counters, each with its delta but at the first fresh reading
+			n += 5*instants - bool01(!hd.energy.known) - bool01(!hd.hours.known)
 		default:
 			n += 2*instants - bool01(!hd.known)
 		}
@@ -222,6 +223,8 @@ func (hd *histDevice) fill(r *Runner, schedule Schedule, instants []time.Time, o
 			if at <= hd.from {
 				continue
 			}
+			level, _ := hd.level(t, schedule)
+			add(hv.LevelPct, at, level) // what compliance checks the decrees' hours against
 			hd.counter(&hd.energy, hv.EnergyKWh, at, add)
 			hd.counter(&hd.hours, hv.OperatingHours, at, add)
 		default:

@@ -56,7 +56,7 @@ func backfillCmd() *cobra.Command {
 		Use:   "backfill",
 		Short: "Write the simulated fleet's hourly history into the configured store (the service must not hold an embedded store)",
 		Long: `Write the hourly history of the simulated fleet (same --seed and --epci as the demo's) for [--from, --to)
-into the store the configuration names: indexes with their deltas, lighting energy and burning hours,
+into the store the configuration names: indexes with their deltas, lighting level, energy and burning hours (along the lighting plan's programs),
 outdoor temperatures. A device with readings already stored resumes from its newest one. The embedded
 store is written as whole blocks, so the service must be stopped; InfluxDB takes it while the service runs.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
