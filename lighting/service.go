@@ -305,6 +305,9 @@ func (s *Service) SyncPrograms(ctx context.Context, now time.Time) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
+			if errors.Is(err, errNotPublished) { // the broker is not taking messages: the next sync tries again
+				return fmt.Errorf("push programs (stopped at %s): %w", dev.ID, err)
+			}
 		case ok:
 			pushed++
 		}
@@ -391,7 +394,7 @@ func (s *Service) pushProgram(ctx context.Context, plan *Plan, g *Group, dev hv.
 		p.Until.In(sun.Paris()).Format("02/01 15:04"))
 	if err != nil {
 		s.audit(ctx, AuditEntry{At: now, Actor: s.opts.Actor, Action: "program.push", Target: dev.ID, Ref: version(p.Version), Detail: detail, Outcome: "échec : " + err.Error()})
-		return false, fmt.Errorf("push program to %s: %w", dev.ID, err)
+		return false, fmt.Errorf("push program to %s: %w: %w", dev.ID, errNotPublished, err)
 	}
 	s.mu.Lock()
 	pp.State, pp.Sent, pp.Last, pp.Attempts = StateSent, s.now().UTC(), s.now().UTC(), 1
@@ -534,6 +537,9 @@ func (s *Service) CreateOverride(ctx context.Context, req OverrideRequest, actor
 	s.step(ctx, s.now()) // at once, not at the next tick
 	return o, cmds, nil
 }
+
+// errNotPublished marks a publication the broker did not take.
+var errNotPublished = errors.New("not published")
 
 // ErrForbidden marks an action outside the caller's scope.
 var ErrForbidden = errors.New("forbidden")

@@ -3,6 +3,7 @@ package lighting
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -565,5 +566,27 @@ func TestProgramResent(t *testing.T) {
 				t.Errorf("audit %v", got)
 			}
 		}
+	}
+}
+
+func TestSyncStopsWhenTheBrokerRefuses(t *testing.T) {
+	r := newRig(t, laonEvening)
+	ctx := context.Background()
+	r.pub.fail = errors.New("no PUBACK")
+	err := r.svc.SyncPrograms(ctx, r.now)
+	if err == nil || !strings.Contains(err.Error(), "stopped at") {
+		t.Fatalf("sync with the broker down: %v, want it stopped at the first refusal", err)
+	}
+	es, _ := r.db.AuditLog(ctx, AuditFilter{ActionPrefix: "program.push"})
+	if len(es) != 1 || !strings.HasPrefix(es[0].Outcome, "échec") {
+		t.Errorf("audit %+v, want one failed push", es)
+	}
+	// Back up: the next sync pushes every program (the failed one again).
+	r.pub.fail = nil
+	if err := r.svc.SyncPrograms(ctx, r.now); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(r.pub.take()); n != 3 {
+		t.Errorf("%d programs pushed once the broker is back, want 3", n)
 	}
 }

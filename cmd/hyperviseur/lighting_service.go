@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
@@ -43,11 +44,11 @@ func loadPlan(files []string) (*lighting.Plan, error) {
 
 // lightingService is the running lighting control and what it holds.
 type lightingService struct {
-	svc    *lighting.Service
-	db     *lighting.DB
-	client paho.Client
-	cancel context.CancelFunc
-	done   chan struct{}
+	svc     *lighting.Service
+	db      *lighting.DB
+	clients []paho.Client
+	cancel  context.CancelFunc
+	done    chan struct{}
 }
 
 // service is the lighting service, nil when lighting control is disabled.
@@ -64,7 +65,9 @@ func (l *lightingService) Close() {
 	}
 	l.cancel()
 	<-l.done
-	l.client.Disconnect(250)
+	for _, c := range l.clients {
+		c.Disconnect(250)
+	}
 	l.db.Close()
 }
 
@@ -83,13 +86,18 @@ func startLighting(ctx context.Context, cfg *Config, reg *registry.Registry, sta
 	if err != nil {
 		return nil, fmt.Errorf("storage.path: %w", err)
 	}
+	// Two connections: one publishes programs and commands, one receives the acks. On one connection mochi
+	// (the embedded broker) mixes the packet ids of the client's QoS 1 publications with its own deliveries,
+	// and a PUBACK can go missing (the publication then times out and is retried).
 	var svc *lighting.Service
-	opts := paho.NewClientOptions().AddBroker(brokerURL).SetClientID(cfg.MQTT.ClientID + "-lighting").
-		SetUsername(cfg.MQTT.Username).SetPassword(cfg.MQTT.Password).SetAutoReconnect(true).
-		SetConnectRetry(true).SetConnectRetryInterval(2 * time.Second).SetOrderMatters(false).
-		SetOnConnectHandler(func(c paho.Client) { lighting.Subscribe(c, svc, log) })
-	client := paho.NewClient(opts)
-	svc, err = lighting.New(db, lighting.MQTTPublisher{Client: client}, reg, plan, state.LastSeen, lighting.Options{
+	client := func(suffix string) *paho.ClientOptions {
+		return paho.NewClientOptions().AddBroker(brokerURL).SetClientID(cfg.MQTT.ClientID + suffix).
+			SetUsername(cfg.MQTT.Username).SetPassword(cfg.MQTT.Password).SetAutoReconnect(true).
+			SetConnectRetry(true).SetConnectRetryInterval(2 * time.Second).SetOrderMatters(false)
+	}
+	pub := paho.NewClient(client("-lighting"))
+	sub := paho.NewClient(client("-lighting-acks").SetOnConnectHandler(func(c paho.Client) { lighting.Subscribe(c, svc, log) }))
+	svc, err = lighting.New(db, lighting.MQTTPublisher{Client: pub}, reg, plan, state.LastSeen, lighting.Options{
 		AckTimeout: cfg.Lighting.AckTimeout, MaxAttempts: cfg.Lighting.MaxAttempts, Offline: cfg.Lighting.OfflineAfter,
 		Nights: cfg.Lighting.Nights,
 	}, log.With("component", "lighting"))
@@ -97,9 +105,17 @@ func startLighting(ctx context.Context, cfg *Config, reg *registry.Registry, sta
 		db.Close()
 		return nil, err
 	}
-	client.Connect() // retried in the background; publications wait for the connection
+	sub.Connect() // both retried in the background; publications wait for the connection
+	pub.Connect()
 	runCtx, cancel := context.WithCancel(ctx)
-	l := &lightingService{svc: svc, db: db, client: client, cancel: cancel, done: make(chan struct{})}
-	go func() { defer close(l.done); svc.Run(runCtx) }()
+	l := &lightingService{svc: svc, db: db, clients: []paho.Client{pub, sub}, cancel: cancel, done: make(chan struct{})}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); svc.Run(runCtx) }()
+	go func() {
+		defer wg.Done()
+		prune(runCtx, "lighting audit and commands", db.Prune, cfg.Storage.Retention, log)
+	}()
+	go func() { wg.Wait(); close(l.done) }()
 	return l, nil
 }

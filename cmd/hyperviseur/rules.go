@@ -184,13 +184,18 @@ func startRules(ctx context.Context, cfg *Config, store hv.Store, reg *registry.
 
 // pruneAlerts drops, once a day, resolved alerts and history older than the retention.
 func pruneAlerts(ctx context.Context, db *rules.SQLite, retention time.Duration, log *slog.Logger) {
+	prune(ctx, "alert history", db.Prune, retention, log)
+}
+
+// prune deletes what is older than the retention from a state table, at start and then daily.
+func prune(ctx context.Context, what string, del func(context.Context, time.Time) (int64, error), retention time.Duration, log *slog.Logger) {
 	t := time.NewTicker(24 * time.Hour)
 	defer t.Stop()
 	for {
-		if n, err := db.Prune(ctx, time.Now().Add(-retention)); err != nil {
-			log.Warn("alert history not pruned", "err", err)
+		if n, err := del(ctx, time.Now().Add(-retention)); err != nil {
+			log.Warn(what+" not pruned", "err", err)
 		} else if n > 0 {
-			log.Info("alert history pruned", "rows", n)
+			log.Info(what+" pruned", "rows", n)
 		}
 		select {
 		case <-ctx.Done():
