@@ -86,6 +86,7 @@ type Service struct {
 	latest   map[string][]*Command // per device: open and recently finished commands, newest last
 	reported map[string]*report
 	synced   syncKey
+	sending  map[string]bool // commands being published: step runs on the loop and after each new override
 
 	events chan event // acks and reports, handled by the command loop
 	wake   chan struct{}
@@ -125,7 +126,7 @@ func New(db *DB, pub Publisher, reg *registry.Registry, plan *Plan, lastSeen fun
 	}
 	s := &Service{db: db, pub: pub, log: log, opts: opts.withDefaults(), lastSeen: lastSeen,
 		programs: map[string]*PushedProgram{}, open: map[string]*Command{}, latest: map[string][]*Command{},
-		reported: map[string]*report{}, events: make(chan event, 8192), wake: make(chan struct{}, 1), sync: make(chan struct{}, 1)}
+		reported: map[string]*report{}, sending: map[string]bool{}, events: make(chan event, 8192), wake: make(chan struct{}, 1), sync: make(chan struct{}, 1)}
 	s.now = s.opts.Now
 	s.reg.Store(reg)
 	ctx := context.Background()
@@ -649,6 +650,9 @@ func (s *Service) step(ctx context.Context, now time.Time) {
 	reg := s.reg.Load()
 	s.mu.Lock()
 	for _, c := range s.open {
+		if s.sending[c.ID] {
+			continue
+		}
 		switch {
 		case !now.Before(c.Until):
 			state, detail := StateExpired, "période terminée sans accusé de réception"
@@ -688,6 +692,11 @@ func (s *Service) step(ctx context.Context, now time.Time) {
 			resend = append(resend, *p)
 		}
 	}
+	for _, w := range work {
+		if w.send {
+			s.sending[w.c.ID] = true
+		}
+	}
 	s.mu.Unlock()
 	for _, p := range resend {
 		s.republish(ctx, reg, p, now)
@@ -695,6 +704,9 @@ func (s *Service) step(ctx context.Context, now time.Time) {
 	for _, w := range work {
 		if w.send {
 			s.send(ctx, reg, w.c, now)
+			s.mu.Lock()
+			delete(s.sending, w.c.ID)
+			s.mu.Unlock()
 			continue
 		}
 		s.save(ctx, w.c)
