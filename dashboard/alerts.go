@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"time"
@@ -66,12 +67,8 @@ func (s *Server) alertFilter(r *http.Request, p Principal) (rules.Filter, error)
 			f.Labels[k] = x
 		}
 	}
-	if x := v.Get("limit"); x != "" {
-		n, err := strconv.Atoi(x)
-		if err != nil || n < 1 || n > 5000 {
-			return f, badRequest("limit: want 1 to 5000")
-		}
-		f.Limit = n
+	if err := queryLimit(v, 5000, &f.Limit); err != nil {
+		return f, err
 	}
 	sc := scopeOf(p)
 	if !sc.all {
@@ -260,6 +257,20 @@ func (s *Server) fail(w http.ResponseWriter, err error) {
 		s.log.Error("alerts api", "err", err)
 		writeError(w, http.StatusInternalServerError, "internal error")
 	}
+}
+
+// queryLimit reads the "limit" parameter into *limit when present: 1 to max.
+func queryLimit(q url.Values, max int, limit *int) error {
+	x := q.Get("limit")
+	if x == "" {
+		return nil
+	}
+	n, err := strconv.Atoi(x)
+	if err != nil || n < 1 || n > max {
+		return badRequest("limit: want 1 to %d", max)
+	}
+	*limit = n
+	return nil
 }
 
 // decodeBody reads a JSON body strictly: unknown fields are an error, as in the configuration.

@@ -466,13 +466,9 @@ func (s *Server) lightingCommands(w http.ResponseWriter, r *http.Request, p Prin
 	if v := q.Get("state"); v != "" {
 		f.States = strings.Split(v, ",")
 	}
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 5000 {
-			writeError(w, http.StatusBadRequest, "limit: want 1 to 5000")
-			return
-		}
-		f.Limit = n
+	if err := queryLimit(q, 5000, &f.Limit); err != nil {
+		s.fail(w, err)
+		return
 	}
 	all, err := s.deps.Lighting.DB().Commands(r.Context(), f)
 	if err != nil {
@@ -528,13 +524,9 @@ func (s *Server) audit(w http.ResponseWriter, r *http.Request, _ Principal) {
 		}
 		f.Since = t
 	}
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 10000 {
-			writeError(w, http.StatusBadRequest, "limit: want 1 to 10000")
-			return
-		}
-		f.Limit = n
+	if err := queryLimit(q, 10000, &f.Limit); err != nil {
+		s.fail(w, err)
+		return
 	}
 	entries, err := s.deps.Lighting.DB().AuditLog(r.Context(), f)
 	if err != nil {

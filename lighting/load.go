@@ -1,11 +1,9 @@
 package lighting
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"math"
 	"path"
@@ -87,27 +85,13 @@ func (e *ConfigError) Error() string {
 func (e *ConfigError) Is(target error) bool { return target == hv.ErrInvalid || target == ErrInvalid }
 
 // collector gathers problems up to maxErrors.
-type collector struct {
-	errs []error
-	n    int
-}
+type collector struct{ yamlnode.Collector }
 
 func (c *collector) add(file, entry string, line int, msg string) {
-	c.n++
-	if len(c.errs) < maxErrors {
-		c.errs = append(c.errs, &ConfigError{File: file, Entry: entry, Line: line, Msg: msg})
-	}
+	c.Add(&ConfigError{File: file, Entry: entry, Line: line, Msg: msg})
 }
 
-func (c *collector) err() error {
-	if c.n == 0 {
-		return nil
-	}
-	if c.n > len(c.errs) {
-		return errors.Join(append(c.errs, fmt.Errorf("… and %d more problems", c.n-len(c.errs)))...)
-	}
-	return errors.Join(c.errs...)
-}
+func (c *collector) err() error { return c.Err() }
 
 // Top-level keys of a plan file and of Plan's lists.
 const (
@@ -143,7 +127,7 @@ func LoadPlan(fsys fs.FS, names ...string) (*Plan, error) {
 		}
 		slices.Sort(names)
 	}
-	p, org, c := &Plan{}, origins{}, &collector{}
+	p, org, c := &Plan{}, origins{}, &collector{yamlnode.Collector{Max: maxErrors}}
 	for _, name := range names {
 		data, err := fs.ReadFile(fsys, name)
 		if err != nil {
@@ -156,13 +140,13 @@ func LoadPlan(fsys fs.FS, names ...string) (*Plan, error) {
 
 // ParsePlan reads and validates one plan document; name is what errors call it.
 func ParsePlan(name string, data []byte) (*Plan, error) {
-	p, org, c := &Plan{}, origins{}, &collector{}
+	p, org, c := &Plan{}, origins{}, &collector{yamlnode.Collector{Max: maxErrors}}
 	parseInto(p, org, c, name, data)
 	return finish(p, org, c)
 }
 
 func finish(p *Plan, org origins, c *collector) (*Plan, error) {
-	if c.n == 0 {
+	if c.Count() == 0 {
 		p.report(p.check(), org, c)
 	}
 	if err := c.err(); err != nil {
@@ -181,28 +165,11 @@ var (
 
 // parseInto decodes one document strictly and appends its entries to p.
 func parseInto(p *Plan, org origins, c *collector, file string, data []byte) {
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	var root yaml.Node
-	if err := dec.Decode(&root); err != nil {
-		if !errors.Is(err, io.EOF) {
-			c.add(file, "", 0, yamlnode.ErrorText(err))
-		}
-		return
+	top, line, problem := yamlnode.Top(data, "programs, calendars, groups, decrees, categories, tariff_eur_kwh")
+	if problem != "" {
+		c.add(file, "", line, problem)
 	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		c.add(file, "", extra.Line, "more than one YAML document: keep one per file")
-		return
-	}
-	top := &root
-	if top.Kind == yaml.DocumentNode && len(top.Content) == 1 {
-		top = top.Content[0]
-	}
-	if yamlnode.IsNull(top) {
-		return
-	}
-	if top.Kind != yaml.MappingNode {
-		c.add(file, "", top.Line, "the document must be a mapping with programs, calendars, groups, decrees, categories, tariff_eur_kwh")
+	if top == nil {
 		return
 	}
 	seen := map[string]bool{}
@@ -261,12 +228,12 @@ func decodeList[T any](c *collector, org origins, file, key string, list *yaml.N
 			c.add(file, entry, item.Line, "must be a mapping")
 			continue
 		}
-		n := c.n
+		n := c.Count()
 		checkKeys(c, file, entry, "", item, t)
 		if key == keyPrograms {
 			requireStepLevels(c, file, entry, item)
 		}
-		if c.n > n {
+		if c.Count() > n {
 			continue
 		}
 		var v T
@@ -667,7 +634,7 @@ type issue struct {
 // call it after building or editing a plan by hand, before sharing it. LoadPlan and ParsePlan return
 // validated plans. Values are taken as they are: the defaults of absent keys are applied when decoding.
 func (p *Plan) Validate() error {
-	c := &collector{}
+	c := &collector{yamlnode.Collector{Max: maxErrors}}
 	p.report(p.check(), nil, c)
 	return c.err()
 }

@@ -1,11 +1,9 @@
 package rules
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"maps"
 	"math"
@@ -758,7 +756,7 @@ func Kinds() []string { return slices.Sorted(maps.Keys(ruleKinds)) }
 // LoadRules parses one rule file (filename is what errors call it) against the registry. The error joins
 // every problem found, up to 20, each a *ConfigError naming the file, the rule, the line and the reason.
 func LoadRules(data []byte, filename string, reg *registry.Registry, deps Deps) (*RuleSet, error) {
-	c := &errCollector{}
+	c := &errCollector{yamlnode.Collector{Max: maxErrors}}
 	set := &RuleSet{Inactive: map[string]string{}}
 	loadInto(set, c, data, filename, reg, deps, map[string]string{})
 	if err := c.err(); err != nil {
@@ -775,7 +773,7 @@ func LoadRulesFS(fsys fs.FS, reg *registry.Registry, deps Deps) (*RuleSet, error
 		return nil, fmt.Errorf("load rules: %w", err)
 	}
 	slices.Sort(names)
-	c := &errCollector{}
+	c := &errCollector{yamlnode.Collector{Max: maxErrors}}
 	set := &RuleSet{Inactive: map[string]string{}}
 	seen := map[string]string{}
 	for _, name := range names {
@@ -796,28 +794,11 @@ func loadInto(set *RuleSet, c *errCollector, data []byte, file string, reg *regi
 		c.add(file, "", 0, "no registry to resolve scopes against")
 		return
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	var root yaml.Node
-	if err := dec.Decode(&root); err != nil {
-		if !errors.Is(err, io.EOF) {
-			c.add(file, "", 0, yamlnode.ErrorText(err))
-		}
-		return
+	top, line, problem := yamlnode.Top(data, "one key, rules")
+	if problem != "" {
+		c.add(file, "", line, problem)
 	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		c.add(file, "", extra.Line, "more than one YAML document: keep one per file")
-		return
-	}
-	top := &root
-	if top.Kind == yaml.DocumentNode && len(top.Content) == 1 {
-		top = top.Content[0]
-	}
-	if yamlnode.IsNull(top) {
-		return
-	}
-	if top.Kind != yaml.MappingNode {
-		c.add(file, "", top.Line, "the document must be a mapping with one key, rules")
+	if top == nil {
 		return
 	}
 	var list *yaml.Node
@@ -872,7 +853,7 @@ var ruleConfigType = reflect.TypeFor[RuleConfig]()
 
 // loadRule decodes and builds one rule, reporting problems to c; nil when the rule is unusable.
 func loadRule(c *errCollector, file, entry string, item *yaml.Node, reg *registry.Registry, deps Deps) (Rule, string) {
-	n := c.n
+	n := c.Count()
 	kind := yamlField(item, "kind")
 	def, known := ruleKinds[kind]
 	switch {
@@ -906,7 +887,7 @@ func loadRule(c *errCollector, file, entry string, item *yaml.Node, reg *registr
 		c.add(file, entry, k.Line, fmt.Sprintf("unknown key %q for kind %s (its keys: %s)", k.Value, kind,
 			strings.Join(slices.Sorted(maps.Keys(yamlnode.Fields(cfgType))), ", ")))
 	}
-	if c.n > n {
+	if c.Count() > n {
 		return nil, ""
 	}
 	var rc RuleConfig
@@ -1048,27 +1029,13 @@ func yamlField(n *yaml.Node, key string) string {
 }
 
 // errCollector gathers problems up to maxErrors.
-type errCollector struct {
-	errs []error
-	n    int
-}
+type errCollector struct{ yamlnode.Collector }
 
 func (c *errCollector) add(file, entry string, line int, msg string) {
-	c.n++
-	if len(c.errs) < maxErrors {
-		c.errs = append(c.errs, &ConfigError{File: file, Entry: entry, Line: line, Msg: msg})
-	}
+	c.Add(&ConfigError{File: file, Entry: entry, Line: line, Msg: msg})
 }
 
-func (c *errCollector) err() error {
-	if c.n == 0 {
-		return nil
-	}
-	if c.n > len(c.errs) {
-		return errors.Join(append(c.errs, fmt.Errorf("… and %d more problems", c.n-len(c.errs)))...)
-	}
-	return errors.Join(c.errs...)
-}
+func (c *errCollector) err() error { return c.Err() }
 
 // observe calls fn under mu for each reading of rs that is one of metrics and of a device the rule watches,
 // with the device's target index: the loop every streaming kind shares. The lock is taken at the first such

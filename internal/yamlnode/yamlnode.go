@@ -3,7 +3,11 @@
 package yamlnode
 
 import (
+	"bytes"
+	"cmp"
 	"errors"
+	"fmt"
+	"io"
 	"reflect"
 	"strings"
 
@@ -40,4 +44,62 @@ func ErrorText(err error) string {
 		return strings.Join(te.Errors, "; ")
 	}
 	return strings.TrimPrefix(err.Error(), "yaml: ")
+}
+
+// Top decodes data as exactly one YAML document and returns its top node: nil for an empty document (or
+// null), else a mapping. problem, with the line it is on (0 when unknown), says why it is not.
+func Top(data []byte, want string) (top *yaml.Node, line int, problem string) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var root yaml.Node
+	if err := dec.Decode(&root); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, 0, ""
+		}
+		return nil, 0, ErrorText(err)
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return nil, extra.Line, "more than one YAML document: keep one per file"
+	}
+	top = &root
+	if top.Kind == yaml.DocumentNode && len(top.Content) == 1 {
+		top = top.Content[0]
+	}
+	if IsNull(top) {
+		return nil, 0, ""
+	}
+	if top.Kind != yaml.MappingNode {
+		return nil, top.Line, "the document must be a mapping with " + want
+	}
+	return top, 0, ""
+}
+
+// Collector gathers a load's problems, keeping the first Max (default 20), so one bad file gives one
+// readable report.
+type Collector struct {
+	Max  int
+	errs []error
+	n    int
+}
+
+// Add records a problem.
+func (c *Collector) Add(err error) {
+	c.n++
+	if len(c.errs) < cmp.Or(c.Max, 20) {
+		c.errs = append(c.errs, err)
+	}
+}
+
+// Count is the number of problems recorded.
+func (c *Collector) Count() int { return c.n }
+
+// Err joins the problems kept, saying how many more there were; nil without any.
+func (c *Collector) Err() error {
+	if c.n == 0 {
+		return nil
+	}
+	if c.n > len(c.errs) {
+		return errors.Join(append(c.errs, fmt.Errorf("… and %d more problems", c.n-len(c.errs)))...)
+	}
+	return errors.Join(c.errs...)
 }
