@@ -92,6 +92,7 @@ type Service struct {
 	wake   chan struct{}
 	sync   chan struct{}
 	drops  atomic.Int64
+	bad    atomic.Int64
 }
 
 // report is the last level and power a controller reported, and its last ack.
@@ -161,7 +162,9 @@ func New(db *DB, pub Publisher, reg *registry.Registry, plan *Plan, lastSeen fun
 	}
 	for i := range cmds {
 		c := &cmds[i]
-		s.open[c.ID] = c
+		if c.open() { // unacked ones are final, but still say what the controller was told
+			s.open[c.ID] = c
+		}
 		s.latest[c.Device] = append(s.latest[c.Device], c)
 	}
 	for _, l := range s.latest {
@@ -803,9 +806,17 @@ func (s *Service) HandleAck(topic string, payload []byte) {
 	if !ok || kind != "ack" {
 		return
 	}
+	if d, _, known := s.reg.Load().Device(device); !known || d.Kind != hv.DeviceLightingController {
+		s.badAck(device, "not a registered lighting controller")
+		return
+	}
 	var a Ack
 	if err := json.Unmarshal(payload, &a); err != nil || a.ID == "" {
-		s.log.Warn("lighting ack unreadable", "device", device, "err", err)
+		reason := "no id"
+		if err != nil {
+			reason = err.Error()
+		}
+		s.badAck(device, reason)
 		return
 	}
 	s.enqueue(event{device: device, ack: &a, at: s.now()})
@@ -818,7 +829,7 @@ func (s *Service) HandleDownlinkAck(topic string, payload []byte) {
 		return
 	}
 	if err != nil {
-		s.log.Warn("lorawan downlink ack unreadable", "topic", topic, "err", err)
+		s.badAck(topic, err.Error())
 		return
 	}
 	s.enqueue(event{device: a.Device, dlAck: &a, at: s.now()})
@@ -844,6 +855,17 @@ func (s *Service) enqueue(e event) {
 		s.drops.Add(1)
 	}
 }
+
+// badAck counts an ack the service cannot use; it is logged at the 1st, 2nd, 4th, 8th… occurrence, so a
+// device flooding garbage cannot flood the log.
+func (s *Service) badAck(from, reason string) {
+	if n := s.bad.Add(1); n&(n-1) == 0 {
+		s.log.Warn("lighting ack ignored", "from", from, "reason", reason, "ignored_so_far", n)
+	}
+}
+
+// BadAcks is how many acks were ignored: malformed, or from a device that is no registered controller.
+func (s *Service) BadAcks() int64 { return s.bad.Load() }
 
 // Dropped is how many acks and report batches were dropped because the queue was full.
 func (s *Service) Dropped() int64 { return s.drops.Load() }

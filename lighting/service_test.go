@@ -590,3 +590,22 @@ func TestSyncStopsWhenTheBrokerRefuses(t *testing.T) {
 		t.Errorf("%d programs pushed once the broker is back, want 3", n)
 	}
 }
+
+func TestBadAcksIgnored(t *testing.T) {
+	r := newRig(t, laonEvening)
+	for _, m := range []struct{ topic, payload string }{
+		{AckTopic("ctrl-1"), `not json`},
+		{AckTopic("ctrl-1"), `{"status":"ok"}`},
+		{AckTopic("intrus"), `{"id":"x","status":"ok"}`},
+		{"application/aisne/device/70b3d57ed0000001/event/ack", `{"queueItemId":`},
+	} {
+		r.svc.HandleAck(m.topic, []byte(m.payload))
+		r.svc.HandleDownlinkAck(m.topic, []byte(m.payload))
+	}
+	if n := r.svc.BadAcks(); n != 4 {
+		t.Errorf("%d acks ignored, want 4", n)
+	}
+	if len(r.svc.events) != 0 {
+		t.Errorf("%d bad acks reached the command loop", len(r.svc.events))
+	}
+}
