@@ -131,22 +131,9 @@ func New(db *DB, pub Publisher, reg *registry.Registry, plan *Plan, lastSeen fun
 	s.now = s.opts.Now
 	s.reg.Store(reg)
 	ctx := context.Background()
-	edits, err := db.ProgramDefs(ctx)
+	plan, err := s.withEdits(ctx, plan)
 	if err != nil {
 		return nil, err
-	}
-	for _, e := range edits {
-		var next *Plan
-		if e.Def != nil {
-			next, err = plan.WithProgram(*e.Def)
-		} else {
-			next, err = plan.WithoutProgram(e.Name)
-		}
-		if err != nil { // the file changed under the edit: keep the file's version, say so
-			log.Warn("lighting program edit no longer applies", "program", e.Name, "err", err)
-			continue
-		}
-		plan = next
 	}
 	s.plan.Store(plan)
 	pushed, err := db.Programs(ctx)
@@ -171,6 +158,42 @@ func New(db *DB, pub Publisher, reg *registry.Registry, plan *Plan, lastSeen fun
 		slices.SortFunc(l, func(a, b *Command) int { return a.Created.Compare(b.Created) })
 	}
 	return s, nil
+}
+
+// withEdits applies the programs edited through the API, kept in the database, on top of a plan from files.
+func (s *Service) withEdits(ctx context.Context, plan *Plan) (*Plan, error) {
+	edits, err := s.db.ProgramDefs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range edits {
+		var next *Plan
+		if e.Def != nil {
+			next, err = plan.WithProgram(*e.Def)
+		} else {
+			next, err = plan.WithoutProgram(e.Name)
+		}
+		if err != nil { // the file changed under the edit: keep the file's version, say so
+			s.log.Warn("lighting program edit no longer applies", "program", e.Name, "err", err)
+			continue
+		}
+		plan = next
+	}
+	return plan, nil
+}
+
+// SetPlan replaces the plan (its files changed), keeping the programs edited through the API; the
+// programs that change are pushed at once.
+func (s *Service) SetPlan(ctx context.Context, plan *Plan) error {
+	plan, err := s.withEdits(ctx, plan)
+	if err != nil {
+		return err
+	}
+	s.plan.Store(plan)
+	s.audit(ctx, AuditEntry{Actor: s.opts.Actor, Action: "plan.reload", Target: "plan",
+		Detail: fmt.Sprintf("%d programmes, %d calendriers, %d groupes", len(plan.Programs), len(plan.Calendars), len(plan.Groups)), Outcome: "ok"})
+	s.resync()
+	return nil
 }
 
 // Plan returns the plan in force.

@@ -609,3 +609,49 @@ func TestBadAcksIgnored(t *testing.T) {
 		t.Errorf("%d bad acks reached the command loop", len(r.svc.events))
 	}
 }
+
+func TestSetPlanKeepsEdits(t *testing.T) {
+	r := newRig(t, laonEvening)
+	ctx := context.Background()
+	if err := r.svc.SyncPrograms(ctx, r.now); err != nil {
+		t.Fatal(err)
+	}
+	r.pub.take()
+	// An edit through the API: "detection" dims to 10 % instead of 20 %.
+	def, _ := r.svc.Plan().Program("detection")
+	def.Steps = []LevelStep{{At: Event{At: "22:00"}, Level: 10}}
+	if err := r.svc.SetProgram(ctx, def, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	// The files change: "nuit" switches off at 22:00. The edit survives the reload.
+	next, err := ParsePlan("plan.yaml", []byte(strings.Replace(servicePlan, `{at: {at: "23:00"}, level: 0}`, `{at: {at: "22:00"}, level: 0}`, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.svc.SetPlan(ctx, next); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := r.svc.Plan().Program("detection"); d.Steps[0].Level != 10 {
+		t.Errorf("the API edit was lost by the reload: %+v", d.Steps)
+	}
+	if err := r.svc.SyncPrograms(ctx, r.now); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]Program{}
+	msgs := r.pub.take()
+	for _, m := range msgs {
+		if p, err := ParseProgram(m.payload); err == nil { // the LoRaWAN one is a downlink
+			got[p.Device] = p
+		}
+	}
+	if l, _ := got["ctrl-1"].LevelAt(time.Date(2027, 1, 12, 22, 30, 0, 0, paris)); len(msgs) != 3 || l != 0 {
+		t.Errorf("after the reload: %d programs pushed, ctrl-1 at 22:30 %v; want 3 and 0", len(msgs), l)
+	}
+	if l, _ := got["ctrl-s"].LevelAt(time.Date(2027, 1, 12, 22, 30, 0, 0, paris)); l != 10 {
+		t.Errorf("ctrl-s at 22:30 %v, want the edited 10", l)
+	}
+	es, _ := r.db.AuditLog(ctx, AuditFilter{ActionPrefix: "plan."})
+	if len(es) != 1 {
+		t.Errorf("plan reloads audited: %d", len(es))
+	}
+}

@@ -109,6 +109,23 @@ func startLighting(ctx context.Context, cfg *Config, reg *registry.Registry, sta
 	pub.Connect()
 	runCtx, cancel := context.WithCancel(ctx)
 	l := &lightingService{svc: svc, db: db, clients: []paho.Client{pub, sub}, cancel: cancel, done: make(chan struct{})}
+	if len(cfg.Lighting.Files) > 0 {
+		// An edited plan replaces the running one; an invalid one is refused and the running one kept.
+		reload := func() {
+			next, err := loadPlan(cfg.Lighting.Files)
+			if err == nil {
+				err = svc.SetPlan(runCtx, next)
+			}
+			if err != nil {
+				log.Error("lighting plan not reloaded: the running one is kept", "err", err)
+				return
+			}
+			log.Info("lighting plan reloaded")
+		}
+		if err := watchFiles(runCtx, cfg.Lighting.Files, "lighting plan watch", reload, log); err != nil {
+			log.Warn("lighting plan files not watched: edits need a restart", "err", err)
+		}
+	}
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { defer wg.Done(); svc.Run(runCtx) }()

@@ -205,9 +205,15 @@ func prune(ctx context.Context, what string, del func(context.Context, time.Time
 	}
 }
 
-// watchRules reloads the rules when one of their files changes. Editors replace files (write a temporary,
-// rename it), so the directories are watched, and a burst of events makes one reload.
+// watchRules reloads the rules when one of their files changes.
 func watchRules(ctx context.Context, files []string, e *rules.Engine, log *slog.Logger) error {
+	// Logged by Reload; the previous rules keep running on error.
+	return watchFiles(ctx, files, "rule file watch", func() { _ = e.Reload(ctx, time.Now()) }, log)
+}
+
+// watchFiles calls reload when one of files changes. Editors replace files (write a temporary, rename it),
+// so the directories are watched, and a burst of events makes one reload.
+func watchFiles(ctx context.Context, files []string, what string, reload func(), log *slog.Logger) error {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
 		return err
@@ -247,10 +253,10 @@ func watchRules(ctx context.Context, files []string, e *rules.Engine, log *slog.
 				if !ok {
 					return
 				}
-				log.Warn("rule file watch", "err", err)
+				log.Warn(what, "err", err)
 			case <-debounce:
 				debounce = nil
-				_ = e.Reload(ctx, time.Now()) // logged by Reload; the previous rules keep running on error
+				reload()
 			}
 		}
 	}()
