@@ -86,13 +86,38 @@ type Service struct {
 	latest   map[string][]*Command // per device: open and recently finished commands, newest last
 	reported map[string]*report
 	synced   syncKey
-	sending  map[string]bool // commands being published: step runs on the loop and after each new override
+	sending  map[string]bool     // commands being published: step runs on the loop and after each new override
+	early    map[string]earlyAck // acks that arrived before their publication was recorded
 
 	events chan event // acks and reports, handled by the command loop
 	wake   chan struct{}
 	sync   chan struct{}
 	drops  atomic.Int64
 	bad    atomic.Int64
+
+	heardMu sync.Mutex
+	heard   map[string]time.Time // when the service last received a reading of each controller
+}
+
+// earlyAck is an ack kept until the publication it answers is recorded, so the states and the audit log
+// keep the order things happened in (sent, then acked).
+type earlyAck struct {
+	device string
+	ack    Ack
+	at     time.Time
+}
+
+// takeEarly handles the acks that came in before the publication of id was recorded.
+func (s *Service) takeEarly(ctx context.Context, ids ...string) {
+	for _, id := range ids {
+		s.mu.Lock()
+		e, ok := s.early[id]
+		delete(s.early, id)
+		s.mu.Unlock()
+		if ok {
+			s.handleAck(ctx, e.device, e.ack, e.at)
+		}
+	}
 }
 
 // report is the last level and power a controller reported, and its last ack.
@@ -127,7 +152,7 @@ func New(db *DB, pub Publisher, reg *registry.Registry, plan *Plan, lastSeen fun
 	}
 	s := &Service{db: db, pub: pub, log: log, opts: opts.withDefaults(), lastSeen: lastSeen,
 		programs: map[string]*PushedProgram{}, open: map[string]*Command{}, latest: map[string][]*Command{},
-		reported: map[string]*report{}, sending: map[string]bool{}, events: make(chan event, 8192), wake: make(chan struct{}, 1), sync: make(chan struct{}, 1)}
+		reported: map[string]*report{}, sending: map[string]bool{}, early: map[string]earlyAck{}, heard: map[string]time.Time{}, events: make(chan event, 8192), wake: make(chan struct{}, 1), sync: make(chan struct{}, 1)}
 	s.now = s.opts.Now
 	s.reg.Store(reg)
 	ctx := context.Background()
@@ -424,13 +449,17 @@ func (s *Service) pushProgram(ctx context.Context, plan *Plan, g *Group, dev hv.
 		return false, fmt.Errorf("push program to %s: %w: %w", dev.ID, errNotPublished, err)
 	}
 	s.mu.Lock()
-	pp.State, pp.Sent, pp.Last, pp.Attempts = StateSent, s.now().UTC(), s.now().UTC(), 1
+	if pp.State == StateDesired { // its ack may already be in
+		pp.State = StateSent
+	}
+	pp.Sent, pp.Last, pp.Attempts = s.now().UTC(), s.now().UTC(), 1
 	cp := *pp
 	s.mu.Unlock()
 	if err := s.db.SaveProgram(ctx, cp); err != nil {
 		return true, err
 	}
 	s.audit(ctx, AuditEntry{At: now, Actor: s.opts.Actor, Action: "program.push", Target: dev.ID, Ref: version(p.Version), Detail: detail, Outcome: StateSent})
+	s.takeEarly(ctx, ProgramAckID(p.Version), pp.DownlinkID)
 	return true, nil
 }
 
@@ -733,6 +762,7 @@ func (s *Service) step(ctx context.Context, now time.Time) {
 			s.mu.Lock()
 			delete(s.sending, w.c.ID)
 			s.mu.Unlock()
+			s.takeEarly(ctx, w.c.ID)
 			continue
 		}
 		s.save(ctx, w.c)
@@ -767,8 +797,16 @@ func (s *Service) backoff(attempts int) time.Duration {
 }
 
 // heardSince says whether device reported after t.
+// A controller is heard when one of its readings is stamped after t, or when the service received one after
+// t: a controller sending its backlog after an outage is online now, though its readings are old.
 func (s *Service) heardSince(device string, t time.Time) bool {
-	return s.lastSeen != nil && s.lastSeen(device) > t.UnixMilli()
+	if s.lastSeen != nil && s.lastSeen(device) > t.UnixMilli() {
+		return true
+	}
+	s.heardMu.Lock()
+	at, ok := s.heard[device]
+	s.heardMu.Unlock()
+	return ok && at.After(t)
 }
 
 // send publishes a command, or queues it when its controller is offline.
@@ -810,7 +848,11 @@ func (s *Service) send(ctx context.Context, reg *registry.Registry, c Command, n
 	case state == StateQueued:
 		live.State, live.Updated, live.Detail = StateQueued, now.UTC(), "contrôleur hors ligne : envoi à sa reconnexion"
 	default:
-		live.State, live.Updated = StateSent, now.UTC()
+		// The ack may already be in (it can arrive before Publish returns): never step back from acked.
+		if live.State == StateScheduled || live.State == StateQueued || live.State == StateSent {
+			live.State = StateSent
+		}
+		live.Updated = now.UTC()
 		live.Attempts++
 		if live.Sent.IsZero() {
 			live.Sent = now.UTC()
@@ -866,9 +908,16 @@ func (s *Service) Observe(rs []hv.Reading) {
 			mine = append(mine, r)
 		}
 	}
-	if len(mine) > 0 {
-		s.enqueue(event{readings: mine, at: s.now()})
+	if len(mine) == 0 {
+		return
 	}
+	now := s.now()
+	s.heardMu.Lock()
+	for _, r := range mine {
+		s.heard[r.Device] = now
+	}
+	s.heardMu.Unlock()
+	s.enqueue(event{readings: mine, at: now})
 }
 
 func (s *Service) enqueue(e event) {
@@ -915,6 +964,11 @@ func (s *Service) handleAck(ctx context.Context, device string, a Ack, at time.T
 	}
 	// A program ack: "program:<version>", or a LoRaWAN downlink id.
 	if p := s.programs[device]; p != nil && (a.ID == ProgramAckID(p.Version) || (p.DownlinkID != "" && a.ID == p.DownlinkID)) {
+		if p.State == StateDesired { // the ack beat Publish's return: handled once the push is recorded
+			s.early[a.ID] = earlyAck{device, a, at}
+			s.mu.Unlock()
+			return
+		}
 		if p.State != StateSent {
 			s.mu.Unlock()
 			return
@@ -929,6 +983,11 @@ func (s *Service) handleAck(ctx context.Context, device string, a Ack, at time.T
 			s.log.Error("lighting program state not saved", "device", device, "err", err)
 		}
 		s.audit(ctx, AuditEntry{At: at, Actor: device, Action: "program.ack", Target: device, Ref: version(cp.Version), Detail: a.Reason, Outcome: cp.State})
+		return
+	}
+	if s.sending[a.ID] { // the ack beat Publish's return: handled once the send is recorded
+		s.early[a.ID] = earlyAck{device, a, at}
+		s.mu.Unlock()
 		return
 	}
 	c := s.open[a.ID]

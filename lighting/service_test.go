@@ -63,15 +63,22 @@ type recorder struct {
 	mu   sync.Mutex
 	msgs []published
 	fail error
+	// during, when set, runs inside Publish: an ack that comes back before Publish returns.
+	during func(topic string, payload []byte)
 }
 
 func (r *recorder) Publish(_ context.Context, topic string, retained bool, payload []byte) error {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if r.fail != nil {
+		r.mu.Unlock()
 		return r.fail
 	}
 	r.msgs = append(r.msgs, published{topic, retained, append([]byte(nil), payload...)})
+	during := r.during
+	r.mu.Unlock()
+	if during != nil {
+		during(topic, payload)
+	}
 	return nil
 }
 
@@ -653,5 +660,65 @@ func TestSetPlanKeepsEdits(t *testing.T) {
 	es, _ := r.db.AuditLog(ctx, AuditFilter{ActionPrefix: "plan."})
 	if len(es) != 1 {
 		t.Errorf("plan reloads audited: %d", len(es))
+	}
+}
+
+// TestBacklogMeansOnline: a controller sending readings stamped long ago (its backlog after an outage) is
+// online now: its queued command goes out.
+func TestBacklogMeansOnline(t *testing.T) {
+	r := newRig(t, laonEvening)
+	ctx := context.Background()
+	_, cmds, err := r.svc.CreateOverride(ctx, OverrideRequest{Device: "ctrl-1", Level: 20, Until: r.now.Add(time.Hour), Reason: "essai"}, "alice", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := r.db.Command(ctx, cmds[0].ID); c.State != StateQueued {
+		t.Fatalf("command %s, want queued (never heard)", c.State)
+	}
+	old := r.now.Add(-3 * time.Hour).UnixMilli()
+	r.advance(time.Second)
+	r.svc.Observe([]hv.Reading{{Device: "ctrl-1", Metric: hv.LevelPct, Time: old, Value: 100}})
+	r.advance(time.Second)
+	if msgs := r.pub.commands(); len(msgs) != 1 {
+		t.Fatalf("%d commands sent after the backlog arrived, want the queued one", len(msgs))
+	}
+}
+
+// TestAckBeforePublishReturns: a controller's ack may be handled before Publish returns (the broker delivers it
+// while the PUBACK is on its way): the command and the program still end acknowledged, and the audit log
+// says sent, then acked.
+func TestAckBeforePublishReturns(t *testing.T) {
+	r := newRig(t, laonEvening)
+	ctx := context.Background()
+	r.hear("ctrl-1")
+	r.pub.during = func(topic string, payload []byte) {
+		switch topic {
+		case CommandTopic("ctrl-1"):
+			c, _ := ParseCommand(payload)
+			r.ack("ctrl-1", Ack{ID: c.ID, Status: AckOK, Level: c.Level})
+		case ProgramTopic("ctrl-1"):
+			p, _ := ParseProgram(payload)
+			r.ack("ctrl-1", Ack{ID: ProgramAckID(p.Version), Status: AckOK})
+		}
+	}
+	if err := r.svc.SyncPrograms(ctx, r.now); err != nil {
+		t.Fatal(err)
+	}
+	v := r.svc.programs["ctrl-1"].Version
+	if st := r.svc.programs["ctrl-1"].State; st != StateAcked {
+		t.Errorf("program %s, want acked", st)
+	}
+	_, cmds, err := r.svc.CreateOverride(ctx, OverrideRequest{Device: "ctrl-1", Level: 40, Until: r.now.Add(time.Hour), Reason: "essai"}, "alice", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := r.db.Command(ctx, cmds[0].ID); c.State != StateAcked {
+		t.Errorf("command %s, want acked", c.State)
+	}
+	if got, want := r.trail("ctrl-1", cmds[0].ID), []string{"command.create→scheduled", "command.sent→sent", "command.ack→acked"}; !slices.Equal(got, want) {
+		t.Errorf("command audit %v, want %v", got, want)
+	}
+	if got, want := r.trail("ctrl-1", version(v)), []string{"program.push→sent", "program.ack→acked"}; !slices.Equal(got, want) {
+		t.Errorf("program audit %v, want %v", got, want)
 	}
 }
