@@ -20,6 +20,7 @@ import (
 	"github.com/useda02/hyperviseur/lighting"
 	"github.com/useda02/hyperviseur/live"
 	"github.com/useda02/hyperviseur/registry"
+	"github.com/useda02/hyperviseur/reporting"
 )
 
 // Deps is what the API reads. Store, Registry, Live and Auth are required.
@@ -42,6 +43,8 @@ type Deps struct {
 	Rules  Rules
 	// Lighting is street-lighting control; nil: its routes answer 404.
 	Lighting *lighting.Service
+	// Consumption is the consumption analytics (rollups); nil: its routes answer 404.
+	Consumption *reporting.Analytics
 }
 
 // Limits of the series API: beyond them a response is too large for a browser to draw anyway.
@@ -125,6 +128,8 @@ func New(deps Deps, logger *slog.Logger) *Server {
 		{"GET", "/api/v1/lighting/compliance", allRoles, s.lightingCompliance},
 		{"GET", "/api/v1/lighting/life", allRoles, s.lightingLife},
 		{"GET", "/api/v1/audit", staffRoles, s.audit},
+		{"GET", "/api/v1/consumption", allRoles, s.consumption},
+		{"GET", "/api/v1/consumption/ranking", allRoles, s.ranking},
 		{"GET", "/api/v1/ws", allRoles, s.ws},
 		{"GET", "/api/v1/alerts", allRoles, s.alerts},
 		{"GET", "/api/v1/alerts/{id}", allRoles, s.alert},

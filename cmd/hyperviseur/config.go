@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/useda02/hyperviseur/ingest/decode"
+	"github.com/useda02/hyperviseur/reporting"
 )
 
 // Config is the whole service configuration. Every key is also HV_<SECTION>_<KEY> in the environment.
@@ -28,7 +29,9 @@ type Config struct {
 	Rules    RulesConfig    `mapstructure:"rules"`
 	Notify   NotifyConfig   `mapstructure:"notify"`
 	Lighting LightingConfig `mapstructure:"lighting"`
-	Log      LogConfig      `mapstructure:"log"`
+	// Reporting is the consumption analytics (package reporting): daily rollups kept exact, climate correction.
+	Reporting ReportingConfig `mapstructure:"reporting"`
+	Log       LogConfig       `mapstructure:"log"`
 }
 
 type HTTPConfig struct {
@@ -104,6 +107,12 @@ type RulesConfig struct {
 	// edit is reloaded, and an invalid one refused while the previous rules keep running.
 	Files    []string      `mapstructure:"files"`
 	Interval time.Duration `mapstructure:"interval"` // evaluation interval of every rule
+}
+
+// ReportingConfig is the reporting package's configuration, with a switch.
+type ReportingConfig struct {
+	Enabled          bool `mapstructure:"enabled"`
+	reporting.Config `mapstructure:",squash"`
 }
 
 // LightingConfig drives street-lighting control (package lighting).
@@ -204,6 +213,18 @@ func defaults(v *viper.Viper) {
 	v.SetDefault("auth.tokens", []map[string]any{})
 	v.SetDefault("rules.files", []string{})
 	v.SetDefault("rules.interval", "1m")
+	rd := reporting.DefaultConfig()
+	v.SetDefault("reporting.enabled", true)
+	v.SetDefault("reporting.years", rd.Years)
+	v.SetDefault("reporting.chunk_days", rd.ChunkDays)
+	v.SetDefault("reporting.refresh_every", rd.RefreshEvery.String())
+	v.SetDefault("reporting.recheck_every", rd.RecheckEvery.String())
+	v.SetDefault("reporting.recent_days", rd.RecentDays)
+	v.SetDefault("reporting.max_device_filter", rd.MaxDeviceFilter)
+	v.SetDefault("reporting.gas_pcs_kwh_per_m3", rd.GasPCS)
+	v.SetDefault("reporting.dju_base", rd.DJUBase)
+	v.SetDefault("reporting.heating_share", map[string]float64{"gas": 1, "heat": 1})
+	v.SetDefault("reporting.max_hourly_days", rd.MaxHourlyDays)
 	v.SetDefault("lighting.enabled", true)
 	v.SetDefault("lighting.files", []string{})
 	v.SetDefault("lighting.ack_timeout", "10s")
@@ -241,7 +262,8 @@ func LoadConfig(file string) (*Config, error) {
 	err := v.Unmarshal(&cfg, func(dc *mapstructure.DecoderConfig) {
 		dc.ErrorUnused = true // a misspelt key is an error, not a silent default
 		dc.DecodeHook = mapstructure.ComposeDecodeHookFunc(
-			mapstructure.StringToTimeDurationHookFunc(), mapstructure.StringToSliceHookFunc(","), listOfMapsFromEnv)
+			mapstructure.StringToTimeDurationHookFunc(), mapstructure.StringToSliceHookFunc(","),
+			mapstructure.StringToTimeHookFunc(time.DateOnly), listOfMapsFromEnv)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
@@ -377,6 +399,11 @@ func (c *Config) Validate() error {
 	}
 	if c.Rules.Interval < time.Second {
 		return bad("rules.interval", "must be at least 1s, got %s", c.Rules.Interval)
+	}
+	if c.Reporting.Enabled {
+		if err := c.Reporting.Config.Validate(); err != nil {
+			return err
+		}
 	}
 	switch l := c.Lighting; {
 	case l.AckTimeout < time.Second || l.AckTimeout > 10*time.Minute:

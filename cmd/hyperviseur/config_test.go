@@ -26,6 +26,9 @@ func TestConfigBad(t *testing.T) {
 		{"origins.bad.yml", `http.allowed_origins: want scheme://host[:port]`},
 		{"webhook.bad.yml", `notify.webhooks[0].url: want http(s)://host/path`},
 		{"rules_interval.bad.yml", `rules.interval: must be at least 1s`},
+		{"lighting_attempts.bad.yml", `lighting.max_attempts: must be 1 to 20`},
+		{"gas_pcs.bad.yml", `reporting.gas_pcs_kwh_per_m3: invalid: must be 5 to 15`},
+		{"heating_share.bad.yml", `reporting.heating_share.electricity`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
@@ -34,6 +37,19 @@ func TestConfigBad(t *testing.T) {
 				t.Fatalf("LoadConfig(%s) error = %v, want it to contain %q", tt.file, err, tt.want)
 			}
 		})
+	}
+}
+
+// TestConfigReporting: the reporting section decodes over its defaults, reference DJU keyed by year.
+func TestConfigReporting(t *testing.T) {
+	cfg, err := LoadConfig("testdata/reporting.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := cfg.Reporting
+	if !r.Enabled || r.GasPCS != 10.9 || r.ReferenceDJU[2015] != 2300 || r.ReferenceDJU[2016] != 2450 || r.HeatingShare["gas"] != 0.8 ||
+		r.Years != 6 || r.RefreshEvery != 30*time.Second {
+		t.Errorf("reporting config %+v", r)
 	}
 }
 

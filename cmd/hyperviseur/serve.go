@@ -125,6 +125,8 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger, demo *demoOptions) 
 		return err
 	}
 	defer alerting.Close()
+	rollups, analytics, stopReporting := startReporting(ctx, cfg, store, reg, log)
+	defer stopReporting()
 	unregistered := registry.NewUnregistered(10000)
 	writer := ingest.NewWriter(ingest.WriterConfig{
 		BatchSize: cfg.Ingest.BatchSize, FlushInterval: cfg.Ingest.FlushInterval, Writers: cfg.Ingest.Writers,
@@ -135,6 +137,9 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger, demo *demoOptions) 
 		alerting.engine.Observe(rs)
 		if lights != nil {
 			lights.svc.Observe(rs)
+		}
+		if rollups != nil {
+			rollups.Observe(rs)
 		}
 	})
 
@@ -163,7 +168,7 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger, demo *demoOptions) 
 		Store: store, Registry: reg, Unregistered: unregistered, Live: state, Auth: auth,
 		Metrics: promhttp.HandlerFor(promReg, promhttp.HandlerOpts{Registry: promReg}),
 		Formats: decode.Formats(), Hub: hub, AllowedOrigins: cfg.HTTP.AllowedOrigins,
-		Alerts: alerting.manager, Rules: alerting.engine, Lighting: lights.service(),
+		Alerts: alerting.manager, Rules: alerting.engine, Lighting: lights.service(), Consumption: analytics,
 		Ready: func(ctx context.Context) error {
 			if !consumer.Connected() {
 				return errors.New("mqtt broker not connected")

@@ -1,0 +1,152 @@
+package dashboard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	hv "github.com/useda02/hyperviseur"
+	"github.com/useda02/hyperviseur/reporting"
+)
+
+// scopeAllowed says whether p may ask for a reporting scope: site:<id>, commune:<INSEE>, epci:<SIREN> or
+// departement. A scoped principal asks only inside its EPCIs (the département is several EPCIs: refused).
+func (s *Server) scopeAllowed(p Principal, scope string) (bool, error) {
+	sc := scopeOf(p)
+	kind, id, _ := strings.Cut(scope, ":")
+	reg := s.reg()
+	switch kind {
+	case "departement":
+		return sc.all, nil
+	case "epci":
+		return sc.has(id), nil
+	case "commune":
+		c, ok := reg.Territory().Commune(id)
+		if !ok {
+			return false, badRequest("scope: %q is not an INSEE code of the territory", id)
+		}
+		return sc.has(c.EPCI), nil
+	case "site":
+		site, ok := reg.Site(id)
+		if !ok {
+			return false, &httpError{status: http.StatusNotFound, msg: fmt.Sprintf("scope: site %q: not found", id)}
+		}
+		return sc.has(site.EPCI), nil
+	}
+	return false, badRequest("scope: want site:<id>, commune:<INSEE>, epci:<SIREN> or departement")
+}
+
+// consumptionFail answers an error of the analytics: 503 while the rollups are being built.
+func (s *Server) consumptionFail(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, hv.ErrUnavailable):
+		w.Header().Set("Retry-After", "10")
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+	default:
+		s.fail(w, err)
+	}
+}
+
+func parseDate(q string, v string) (time.Time, error) {
+	t, err := time.Parse(time.DateOnly, v)
+	if err != nil {
+		return time.Time{}, badRequest("%s: want YYYY-MM-DD", q)
+	}
+	return t, nil
+}
+
+// consumption answers /api/v1/consumption?scope=&fluid=&usage=&from=&to=&every=&per=&climate=&yoy=.
+func (s *Server) consumption(w http.ResponseWriter, r *http.Request, p Principal) {
+	if s.deps.Consumption == nil {
+		writeError(w, http.StatusNotFound, "consumption analytics are disabled")
+		return
+	}
+	q := r.URL.Query()
+	req := reporting.Request{Scope: q.Get("scope"), Usage: q.Get("usage")}
+	if req.Scope == "" {
+		req.Scope = "departement"
+		if !scopeOf(p).all && len(p.EPCIs) == 1 {
+			req.Scope = "epci:" + p.EPCIs[0]
+		}
+	}
+	ok, err := s.scopeAllowed(p, req.Scope)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	if !ok {
+		writeError(w, http.StatusForbidden, "scope: outside your EPCIs")
+		return
+	}
+	for _, f := range q["fluid"] {
+		for _, x := range strings.Split(f, ",") {
+			req.Fluids = append(req.Fluids, hv.Fluid(x))
+		}
+	}
+	if req.From, err = parseDate("from", q.Get("from")); err != nil {
+		s.fail(w, err)
+		return
+	}
+	if req.To, err = parseDate("to", q.Get("to")); err != nil {
+		s.fail(w, err)
+		return
+	}
+	if req.Every, err = reporting.ParseEvery(q.Get("every")); err != nil {
+		s.fail(w, err)
+		return
+	}
+	if req.Per, err = reporting.ParsePer(q.Get("per")); err != nil {
+		s.fail(w, err)
+		return
+	}
+	req.Climate, req.YearOverYear = q.Get("climate") == "true", q.Get("yoy") == "true"
+	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
+	defer cancel()
+	resp, err := s.deps.Consumption.Consumption(ctx, req)
+	if err != nil {
+		s.consumptionFail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// ranking answers /api/v1/consumption/ranking?epci=&fluid=&usage=&year=&per=m2&climate=true: the buildings
+// from the most consuming down.
+func (s *Server) ranking(w http.ResponseWriter, r *http.Request, p Principal) {
+	if s.deps.Consumption == nil {
+		writeError(w, http.StatusNotFound, "consumption analytics are disabled")
+		return
+	}
+	q := r.URL.Query()
+	req := reporting.RankRequest{EPCI: q.Get("epci"), Fluid: hv.Fluid(q.Get("fluid")), Usage: q.Get("usage"), Climate: q.Get("climate") == "true"}
+	sc := scopeOf(p)
+	if req.EPCI == "" && !sc.all && len(p.EPCIs) == 1 {
+		req.EPCI = p.EPCIs[0]
+	}
+	if (req.EPCI == "" && !sc.all) || (req.EPCI != "" && !sc.has(req.EPCI)) {
+		writeError(w, http.StatusForbidden, "epci: outside your EPCIs")
+		return
+	}
+	year, err := strconv.Atoi(q.Get("year"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "year: want a year, e.g. 2026")
+		return
+	}
+	req.Year = year
+	if req.Per, err = reporting.ParsePer(q.Get("per")); err != nil {
+		s.fail(w, err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
+	defer cancel()
+	resp, err := s.deps.Consumption.Rank(ctx, req)
+	if err != nil {
+		s.consumptionFail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}

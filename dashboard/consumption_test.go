@@ -1,0 +1,105 @@
+package dashboard
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	hv "github.com/useda02/hyperviseur"
+	"github.com/useda02/hyperviseur/lighting/sun"
+	"github.com/useda02/hyperviseur/live"
+	"github.com/useda02/hyperviseur/registry"
+	"github.com/useda02/hyperviseur/reporting"
+)
+
+// newConsumptionFixture serves the consumption analytics over the fixture's store, holding two days of
+// hourly electricity deltas for Laon's town hall (1 kWh an hour) and Saint-Quentin's school (2 kWh an hour);
+// built says whether the rollups are built before the first request.
+func newConsumptionFixture(t *testing.T, built bool) *fixture {
+	t.Helper()
+	var f *fixture
+	f = newFixtureWith(t, "testdata/registry.yaml", func(reg *registry.Registry, _ *live.State, d *Deps) {
+		cfg := reporting.DefaultConfig()
+		cfg.Now = func() time.Time { return now }
+		rollups := reporting.NewRollups(d.Store, cfg, nil)
+		var rs []hv.Reading
+		start := time.Date(2025, 1, 13, 0, 0, 0, 0, sun.Paris()) // days are Paris days
+		for h := range 48 {
+			at := start.Add(time.Duration(h) * time.Hour).UnixMilli()
+			for dev, kwh := range map[string]float64{"elec-laon": 1, "elec-sq": 2} {
+				_, site, _ := reg.Device(dev)
+				rs = append(rs, hv.Reading{Device: dev, Metric: hv.EnergyKWh.Delta(), Time: at, Value: kwh, Site: site.ID,
+					Commune: site.Commune, EPCI: site.EPCI, Fluid: hv.Electricity})
+			}
+		}
+		if err := d.Store.Write(context.Background(), rs); err != nil {
+			t.Fatal(err)
+		}
+		if built {
+			if err := rollups.Build(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		d.Consumption = reporting.NewAnalytics(d.Store, rollups, func() *registry.Registry { return reg }, cfg)
+	})
+	return f
+}
+
+func TestConsumptionScope(t *testing.T) {
+	f := newConsumptionFixture(t, true)
+	const q = "&fluid=electricity&from=2025-01-13&to=2025-01-14&every=day"
+	for _, c := range []struct {
+		who, scope string
+		want       int
+	}{
+		{"admin", "departement", 200},
+		{"admin", "site:mairie-laon", 200},
+		{"admin", "site:nope", 404},
+		{"admin", "ville:laon", 400},
+		{"pilote", "epci:" + epciLaon, 200},
+		{"pilote", "", 200}, // its EPCI by default
+		{"pilote", "epci:" + epciSQ, 403},
+		{"pilote", "commune:02691", 403},
+		{"pilote", "site:ecole-sq", 403},
+		{"pilote", "departement", 403},
+		{"lecteur-sq", "commune:02408", 403},
+		{"lecteur", "commune:02691", 200},
+		{"", "departement", 401},
+	} {
+		t.Run(c.who+" "+c.scope, func(t *testing.T) {
+			code, body, _ := f.do(t, "GET", "/api/v1/consumption?scope="+c.scope+q, c.who)
+			if code != c.want {
+				t.Fatalf("HTTP %d %v, want %d", code, body, c.want)
+			}
+		})
+	}
+	// The values: two days of 24 kWh at the town hall; 72 kWh a day over the département.
+	for scope, want := range map[string]float64{"site:mairie-laon": 24, "departement": 72} {
+		_, body, _ := f.do(t, "GET", "/api/v1/consumption?scope="+scope+q, "admin")
+		rows := body["rows"].([]any)
+		if len(rows) != 2 {
+			t.Fatalf("%s: %d rows, want 2 days", scope, len(rows))
+		}
+		for _, r := range rows {
+			if v := r.(map[string]any)["value"].(float64); v != want {
+				t.Errorf("%s: %v kWh a day, want %v", scope, v, want)
+			}
+		}
+	}
+	if code, body, _ := f.do(t, "GET", "/api/v1/consumption/ranking?year=2025&fluid=electricity", "pilote"); code != 200 ||
+		len(body["rows"].([]any)) != 1 {
+		t.Errorf("pilote ranking: %d %v, want its EPCI's one building", code, body)
+	}
+	if code, _, _ := f.do(t, "GET", "/api/v1/consumption/ranking?year=2025&epci="+epciSQ, "pilote"); code != 403 {
+		t.Errorf("pilote ranking of another EPCI: %d, want 403", code)
+	}
+}
+
+func TestConsumptionNotReady(t *testing.T) {
+	f := newConsumptionFixture(t, false)
+	code, body, hdr := f.do(t, "GET", "/api/v1/consumption?scope=departement&from=2025-01-13&to=2025-01-14&every=day", "admin")
+	if code != http.StatusServiceUnavailable || hdr.Get("Retry-After") == "" {
+		t.Fatalf("before the rollups are built: %d %v, want 503 with Retry-After", code, body)
+	}
+}
