@@ -150,3 +150,45 @@ func (s *Server) ranking(w http.ResponseWriter, r *http.Request, p Principal) {
 	}
 	writeJSON(w, http.StatusOK, resp)
 }
+
+// exportOperat answers /api/v1/exports/operat?year=[&epci=]: the OPERAT preparation CSV of the caller's
+// buildings subject to the décret tertiaire (a pilote: its EPCIs only).
+func (s *Server) exportOperat(w http.ResponseWriter, r *http.Request, p Principal) {
+	if s.deps.Consumption == nil {
+		writeError(w, http.StatusNotFound, "consumption analytics are disabled")
+		return
+	}
+	q := r.URL.Query()
+	year, err := strconv.Atoi(q.Get("year"))
+	if err != nil || year < 2000 || year > 2200 {
+		writeError(w, http.StatusBadRequest, "year: want a year, e.g. 2026")
+		return
+	}
+	sc := scopeOf(p)
+	epcis := q["epci"]
+	for _, e := range epcis {
+		if !sc.has(e) {
+			writeError(w, http.StatusForbidden, "epci: "+e+" is outside your EPCIs")
+			return
+		}
+	}
+	if len(epcis) == 0 && !sc.all {
+		epcis = sc.epcis
+		if len(epcis) == 0 {
+			writeError(w, http.StatusForbidden, "no EPCI in your scope")
+			return
+		}
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
+	defer cancel()
+	rows, err := s.deps.Consumption.OperatExport(ctx, year, epcis, nil)
+	if err != nil {
+		s.consumptionFail(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="operat-%d.csv"`, year))
+	if err := reporting.WriteOPERAT(w, year, rows); err != nil {
+		s.log.Warn("operat export cut short", "err", err)
+	}
+}

@@ -3,6 +3,8 @@ package dashboard
 import (
 	"context"
 	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -101,5 +103,35 @@ func TestConsumptionNotReady(t *testing.T) {
 	code, body, hdr := f.do(t, "GET", "/api/v1/consumption?scope=departement&from=2025-01-13&to=2025-01-14&every=day", "admin")
 	if code != http.StatusServiceUnavailable || hdr.Get("Retry-After") == "" {
 		t.Fatalf("before the rollups are built: %d %v, want 503 with Retry-After", code, body)
+	}
+}
+
+func TestOperatExportAPI(t *testing.T) {
+	f := newConsumptionFixture(t, true)
+	for _, c := range []struct {
+		who, query string
+		want       int
+	}{
+		{"admin", "year=2025", 200},
+		{"pilote", "year=2025", 200},
+		{"pilote", "year=2025&epci=" + epciSQ, 403},
+		{"lecteur", "year=deux", 400},
+	} {
+		req := httptest.NewRequest("GET", "/api/v1/exports/operat?"+c.query, nil)
+		req.Header.Set("Authorization", "Bearer "+f.tokens[c.who])
+		rec := httptest.NewRecorder()
+		f.h.ServeHTTP(rec, req)
+		if rec.Code != c.want {
+			t.Errorf("%s %s: %d %s, want %d", c.who, c.query, rec.Code, rec.Body, c.want)
+			continue
+		}
+		if c.want != 200 {
+			continue
+		}
+		// The town hall of Laon (1 850 m², tertiaire) is in both; Saint-Quentin's school is not subject.
+		body := rec.Body.String()
+		if !strings.Contains(body, "mairie-laon") || strings.Contains(body, "ecole-sq") {
+			t.Errorf("%s: export\n%s", c.who, body)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -100,7 +101,6 @@ func TestSimulateBackfillCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
 	got, err := s.Query(context.Background(), hv.Query{Metric: hv.EnergyKWh.Delta(), EPCIs: []string{"200043495"},
 		From: time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC).UnixMilli(), To: time.Date(2026, 1, 8, 0, 0, 0, 0, time.UTC).UnixMilli()})
 	if err != nil {
@@ -113,5 +113,36 @@ func TestSimulateBackfillCommand(t *testing.T) {
 		if len(s.Points) != 3*24-1 { // hourly, the first reading of a fresh store carries no delta
 			t.Fatalf("%s: %d hourly deltas over 3 days, want %d", s.Device, len(s.Points), 3*24-1)
 		}
+	}
+	if err := s.Close(); err != nil { // the reports below open the store
+		t.Fatal(err)
+	}
+
+	// The reports read that store with the fleet as registry.
+	fleetFile := filepath.Join(t.TempDir(), "fleet.yaml")
+	yaml, err := run("simulate", "fleet", "--epci", "200043495")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(fleetFile, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("HV_REGISTRY_FILES", fleetFile)
+	out, err = run("report", "operat", "--year", "2026")
+	if err != nil {
+		t.Fatalf("report operat: %v\n%s", err, out)
+	}
+	if lines := strings.Count(out, "\n"); lines < 20 || !strings.Contains(out, "mairie-02408") {
+		t.Errorf("report operat: %d lines, want a row per energy of every tertiaire building:\n%.500s", lines, out)
+	}
+	out, err = run("lighting", "savings", "--from", "2026-01-05", "--to", "2026-01-06")
+	if err != nil {
+		t.Fatalf("lighting savings: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, `"counted": 123`) {
+		t.Errorf("lighting savings: want the Pays de Laon's 123 controllers counted:\n%.800s", out)
+	}
+	if _, err := run("report", "operat", "--year", "2026", "--epci", "123"); err == nil || !strings.Contains(err.Error(), "--epci") {
+		t.Errorf("bad --epci: %v", err)
 	}
 }

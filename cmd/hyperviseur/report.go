@@ -1,0 +1,73 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/useda02/hyperviseur/registry"
+	"github.com/useda02/hyperviseur/reporting"
+)
+
+// reportCmd groups the regulatory reports computed from the configured store.
+func reportCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "report", Short: "Regulatory reports from the configured store"}
+	var (
+		year  int
+		epcis []string
+	)
+	operat := &cobra.Command{
+		Use:   "operat",
+		Short: "OPERAT preparation CSV of a year: the buildings subject to the décret tertiaire, one row per energy (see reporting/OPERAT.md)",
+		Long: `Print the OPERAT preparation file of --year (CSV, ';', UTF-8) for the buildings flagged tertiaire in the
+registry: each energy's consumption of the Paris calendar year from the stored interval deltas (gas in m³
+with reporting.gas_pcs_kwh_per_m3), surface, reference year, indicative activity category. With the
+embedded store the service must be stopped (it holds the store).`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if year < 2000 || year > 2200 {
+				return fmt.Errorf("--year: want a year, e.g. %d", time.Now().Year()-1)
+			}
+			cfg, err := LoadConfig(cmd.Flag("config").Value.String())
+			if err != nil {
+				return err
+			}
+			reg, err := loadRegistry(cfg)
+			if err != nil {
+				return err
+			}
+			for _, e := range epcis {
+				if _, ok := reg.Territory().EPCI(e); !ok {
+					return fmt.Errorf("--epci: %q is not an EPCI of the territory", e)
+				}
+			}
+			ctx := cmd.Context()
+			store, err := openStore(ctx, cfg, newLogger(cfg.Log))
+			if err != nil {
+				return fmt.Errorf("%w (a running service holds the embedded store: stop it first)", err)
+			}
+			defer store.Close()
+			rc := cfg.Reporting.Config
+			rc.Since = time.Date(year, 1, 1, 0, 0, 0, 0, time.UTC)
+			began := time.Now()
+			rollups := reporting.NewRollups(store, rc, nil)
+			if err := rollups.Build(ctx); err != nil {
+				return err
+			}
+			an := reporting.NewAnalytics(store, rollups, func() *registry.Registry { return reg }, rc)
+			rows, err := an.OperatExport(ctx, year, epcis, nil)
+			if err != nil {
+				return err
+			}
+			if err := reporting.WriteOPERAT(cmd.OutOrStdout(), year, rows); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "operat %d: %d rows in %s\n", year, len(rows), time.Since(began).Round(time.Millisecond))
+			return nil
+		},
+	}
+	operat.Flags().IntVar(&year, "year", time.Now().Year()-1, "calendar year (Paris)")
+	operat.Flags().StringSliceVar(&epcis, "epci", nil, "only these EPCI (SIREN codes); default the whole département")
+	cmd.AddCommand(operat)
+	return cmd
+}

@@ -1,0 +1,110 @@
+package reporting_test
+
+import (
+	"bytes"
+	"context"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	hv "github.com/useda02/hyperviseur"
+	"github.com/useda02/hyperviseur/registry"
+	"github.com/useda02/hyperviseur/reporting"
+	"github.com/useda02/hyperviseur/simulators"
+	"github.com/useda02/hyperviseur/simulators/fleet"
+)
+
+// TestOperatExportOnFleet: a year (2025) of the Pays de Laon's simulated hourly history; the OPERAT rows hold
+// every building subject to the décret tertiaire, and each row's energy is the direct sum of the raw delta
+// points of the building's meters over the Paris calendar year, recomputed here.
+func TestOperatExportOnFleet(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a year of simulated history: a few seconds")
+	}
+	ctx := context.Background()
+	tr, err := registry.DefaultTerritory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, reg, err := fleet.Load(tr, fleet.Options{Seed: 1, EPCIs: []string{"200043495"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	from, to := date(2025, 1, 1), date(2026, 1, 1)
+	st := openStore(t)
+	hist := simulators.NewRunner(f, 1, from).History(nil)
+	if err := hv.Backfill(ctx, st, from.UnixMilli(), to.UnixMilli(), hist.Fill); err != nil {
+		t.Fatal(err)
+	}
+	cfg := reporting.DefaultConfig()
+	cfg.Since = from
+	cfg.Now = func() time.Time { return to.Add(36 * time.Hour) }
+	r := reporting.NewRollups(st, cfg, nil)
+	if err := r.Build(ctx); err != nil {
+		t.Fatal(err)
+	}
+	an := reporting.NewAnalytics(st, r, func() *registry.Registry { return reg }, cfg)
+
+	type key struct {
+		site  string
+		fluid hv.Fluid
+	}
+	direct := map[key]float64{}
+	for _, fl := range []hv.Fluid{hv.Electricity, hv.Gas, hv.Heat} {
+		ss, err := st.Query(ctx, hv.Query{Metric: reporting.FluidMetric(fl), From: from.UnixMilli(), To: to.UnixMilli(), Fluids: []hv.Fluid{fl}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range ss {
+			d, site, ok := reg.Device(s.Device)
+			if !ok || d.Fluid != fl || !site.Tertiaire {
+				continue
+			}
+			for _, p := range s.Points {
+				direct[key{site.ID, fl}] += p.Value
+			}
+		}
+	}
+	tertiaire := 0
+	for _, s := range reg.Sites() {
+		if s.Tertiaire {
+			tertiaire++
+		}
+	}
+	someSite := ""
+	for k := range direct {
+		someSite = k.site
+		break
+	}
+	refs := map[string]map[hv.Fluid]float64{someSite: {hv.Electricity: 123456}}
+	rows, err := an.OperatExport(ctx, 2025, nil, refs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != len(direct) || tertiaire == 0 {
+		t.Fatalf("%d rows for %d (building, energy) pairs metered in %d tertiaire buildings", len(rows), len(direct), tertiaire)
+	}
+	for _, row := range rows {
+		got := row.KWh
+		if row.Fluid == hv.Gas {
+			got = row.GasM3 // m³, as metered
+		}
+		if want := direct[key{row.Site.ID, row.Fluid}]; math.Abs(got-want) > 1e-6*math.Max(1, want) {
+			t.Errorf("%s %s: %v, direct sum %v", row.Site.ID, row.Fluid, got, want)
+		}
+		if row.Category == "" {
+			t.Errorf("%s (%s): no activity category", row.Site.ID, row.Site.Usage)
+		}
+		if row.Site.ID == someSite && row.Fluid == hv.Electricity && row.ReferenceKWh != 123456 {
+			t.Errorf("%s: reference %v, want the declared 123456", row.Site.ID, row.ReferenceKWh)
+		}
+	}
+	var buf bytes.Buffer
+	if err := reporting.WriteOPERAT(&buf, 2025, rows); err != nil {
+		t.Fatal(err)
+	}
+	if lines := strings.Count(buf.String(), "\n"); lines != len(rows)+1 {
+		t.Errorf("the CSV has %d lines for %d rows", lines, len(rows))
+	}
+}
