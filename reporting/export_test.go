@@ -6,13 +6,9 @@ import (
 	"math"
 	"strings"
 	"testing"
-	"time"
 
 	hv "github.com/useda02/hyperviseur"
-	"github.com/useda02/hyperviseur/registry"
 	"github.com/useda02/hyperviseur/reporting"
-	"github.com/useda02/hyperviseur/simulators"
-	"github.com/useda02/hyperviseur/simulators/fleet"
 )
 
 // TestOperatExportOnFleet: a year (2025) of the Pays de Laon's simulated hourly history; the OPERAT rows hold
@@ -23,28 +19,8 @@ func TestOperatExportOnFleet(t *testing.T) {
 		t.Skip("a year of simulated history: a few seconds")
 	}
 	ctx := context.Background()
-	tr, err := registry.DefaultTerritory()
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, reg, err := fleet.Load(tr, fleet.Options{Seed: 1, EPCIs: []string{"200043495"}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	from, to := date(2025, 1, 1), date(2026, 1, 1)
-	st := openStore(t)
-	hist := simulators.NewRunner(f, 1, from).History(nil)
-	if err := hv.Backfill(ctx, st, from.UnixMilli(), to.UnixMilli(), hist.Fill); err != nil {
-		t.Fatal(err)
-	}
-	cfg := reporting.DefaultConfig()
-	cfg.Since = from
-	cfg.Now = func() time.Time { return to.Add(36 * time.Hour) }
-	r := reporting.NewRollups(st, cfg, nil)
-	if err := r.Build(ctx); err != nil {
-		t.Fatal(err)
-	}
-	an := reporting.NewAnalytics(st, r, func() *registry.Registry { return reg }, cfg)
+	reg, st, an := laonHistory(t, from, to)
 
 	type key struct {
 		site  string

@@ -12,6 +12,8 @@ import (
 	"github.com/useda02/hyperviseur/lighting/sun"
 	"github.com/useda02/hyperviseur/registry"
 	"github.com/useda02/hyperviseur/reporting"
+	"github.com/useda02/hyperviseur/simulators"
+	"github.com/useda02/hyperviseur/simulators/fleet"
 	"github.com/useda02/hyperviseur/store/tsdb"
 )
 
@@ -220,4 +222,32 @@ func value(t testing.TB, resp *reporting.Response, start time.Time, f hv.Fluid) 
 
 func near(got, want float64) bool {
 	return math.Abs(got-want) <= 1e-9*math.Max(1, math.Abs(want))
+}
+
+// laonHistory backfills the Pays de Laon's simulated hourly history of [from, to) into a fresh store and
+// returns its registry, the store and the analytics over rollups built from it.
+func laonHistory(t testing.TB, from, to time.Time) (*registry.Registry, *tsdb.Store, *reporting.Analytics) {
+	t.Helper()
+	ctx := context.Background()
+	tr, err := registry.DefaultTerritory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, reg, err := fleet.Load(tr, fleet.Options{Seed: 1, EPCIs: []string{"200043495"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := openStore(t)
+	hist := simulators.NewRunner(f, 1, from).History(nil)
+	if err := hv.Backfill(ctx, st, from.UnixMilli(), to.UnixMilli(), hist.Fill); err != nil {
+		t.Fatal(err)
+	}
+	cfg := reporting.DefaultConfig()
+	cfg.Since = from
+	cfg.Now = func() time.Time { return to.Add(36 * time.Hour) }
+	r := reporting.NewRollups(st, cfg, nil)
+	if err := r.Build(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return reg, st, reporting.NewAnalytics(st, r, func() *registry.Registry { return reg }, cfg)
 }

@@ -75,24 +75,16 @@ func lightingReportCmd(kind string) *cobra.Command {
 					return fmt.Errorf("--to: want YYYY-MM-DD, the last night's evening")
 				}
 			}
-			cfg, err := LoadConfig(cmd.Flag("config").Value.String())
+			cfg, reg, store, err := openForReport(cmd)
 			if err != nil {
 				return err
 			}
-			reg, err := loadRegistry(cfg)
-			if err != nil {
-				return err
-			}
+			defer store.Close()
 			plan, err := loadPlan(cfg.Lighting.Files)
 			if err != nil {
 				return err
 			}
 			ctx := cmd.Context()
-			store, err := openStore(ctx, cfg, newLogger(cfg.Log))
-			if err != nil {
-				return fmt.Errorf("%w (a running service holds the embedded store: stop it first)", err)
-			}
-			defer store.Close()
 			began := time.Now()
 			out := cmd.OutOrStdout()
 			var result any

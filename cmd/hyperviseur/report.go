@@ -6,9 +6,28 @@ import (
 
 	"github.com/spf13/cobra"
 
+	hv "github.com/useda02/hyperviseur"
 	"github.com/useda02/hyperviseur/registry"
 	"github.com/useda02/hyperviseur/reporting"
 )
+
+// openForReport loads the configuration and the registry and opens the configured store, for a report run
+// from the command line. The caller closes the store.
+func openForReport(cmd *cobra.Command) (*Config, *registry.Registry, hv.Store, error) {
+	cfg, err := LoadConfig(cmd.Flag("config").Value.String())
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	reg, err := loadRegistry(cfg)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	store, err := openStore(cmd.Context(), cfg, newLogger(cfg.Log))
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("%w (a running service holds the embedded store: stop it first)", err)
+	}
+	return cfg, reg, store, nil
+}
 
 // reportCmd groups the regulatory reports computed from the configured store.
 func reportCmd() *cobra.Command {
@@ -28,25 +47,17 @@ embedded store the service must be stopped (it holds the store).`,
 			if year < 2000 || year > 2200 {
 				return fmt.Errorf("--year: want a year, e.g. %d", time.Now().Year()-1)
 			}
-			cfg, err := LoadConfig(cmd.Flag("config").Value.String())
+			cfg, reg, store, err := openForReport(cmd)
 			if err != nil {
 				return err
 			}
-			reg, err := loadRegistry(cfg)
-			if err != nil {
-				return err
-			}
+			defer store.Close()
 			for _, e := range epcis {
 				if _, ok := reg.Territory().EPCI(e); !ok {
 					return fmt.Errorf("--epci: %q is not an EPCI of the territory", e)
 				}
 			}
 			ctx := cmd.Context()
-			store, err := openStore(ctx, cfg, newLogger(cfg.Log))
-			if err != nil {
-				return fmt.Errorf("%w (a running service holds the embedded store: stop it first)", err)
-			}
-			defer store.Close()
 			rc := cfg.Reporting.Config
 			rc.Since = time.Date(year, 1, 1, 0, 0, 0, 0, time.UTC)
 			began := time.Now()
