@@ -347,7 +347,7 @@ func (s *Service) SyncPrograms(ctx context.Context, now time.Time) error {
 			unassigned++
 			continue
 		}
-		ok, err := s.pushProgram(ctx, plan, g, dev, site, key.night, now)
+		ok, err := s.pushProgram(ctx, g, dev, site, key.night, now)
 		switch {
 		case err != nil:
 			failed++
@@ -410,7 +410,7 @@ func programHash(p Program) string {
 }
 
 // pushProgram pushes dev's program when it differs from the one it has; ok says whether it did.
-func (s *Service) pushProgram(ctx context.Context, plan *Plan, g *Group, dev hv.Device, site hv.Site, night, now time.Time) (bool, error) {
+func (s *Service) pushProgram(ctx context.Context, g *Group, dev hv.Device, site hv.Site, night, now time.Time) (bool, error) {
 	p, _, nights, err := s.ProgramFor(dev, site, night)
 	if err != nil {
 		return false, err
@@ -630,19 +630,33 @@ func (s *Service) CancelOverride(ctx context.Context, id, actor string, allowed 
 	}
 	s.audit(ctx, AuditEntry{At: now, Actor: actor, Action: "override.cancel", Target: o.Target, Ref: o.ID, Outcome: "ok"})
 	for _, c := range cmds {
+		// In force at the controller: sent (acked, measured or not) and not yet over. Each is ended as
+		// cancelled, in memory too, so the commanded level is the program's again.
 		s.mu.Lock()
 		live := s.open[c.ID]
-		wasSent := live != nil && live.State != StateScheduled && live.State != StateQueued
+		if live == nil {
+			if i := slices.IndexFunc(s.latest[c.Device], func(x *Command) bool { return x.ID == c.ID }); i >= 0 {
+				live = s.latest[c.Device][i]
+			}
+		}
 		if live != nil {
+			c = *live // memory is ahead of the database
+		}
+		inForce := !c.Sent.IsZero() && now.Before(c.Until) && c.State != StateRejected && c.State != StateExpired &&
+			c.State != StateCancelled
+		pending := c.State == StateScheduled || c.State == StateQueued
+		if live != nil && (inForce || pending) {
 			s.finish(live, StateCancelled, "dérogation annulée", now)
 			c = *live
+		} else if inForce || pending {
+			c.State, c.Detail, c.Updated = StateCancelled, "dérogation annulée", now
 		}
 		s.mu.Unlock()
-		if live == nil {
+		if !inForce && !pending {
 			continue
 		}
 		s.save(ctx, c)
-		if !wasSent {
+		if !inForce {
 			continue
 		}
 		// Back to the program: the level it says now, held a few seconds.

@@ -722,3 +722,43 @@ func TestAckBeforePublishReturns(t *testing.T) {
 		t.Errorf("program audit %v, want %v", got, want)
 	}
 }
+
+// TestCancelMeasuredOverride: an override already confirmed by a report is still in force at the controller:
+// cancelling it sends the program's level back, and the commanded level is the program's again.
+func TestCancelMeasuredOverride(t *testing.T) {
+	r := newRig(t, laonEvening)
+	ctx := context.Background()
+	if err := r.svc.SyncPrograms(ctx, r.now); err != nil {
+		t.Fatal(err)
+	}
+	r.hear("ctrl-1")
+	o, cmds, err := r.svc.CreateOverride(ctx, OverrideRequest{Device: "ctrl-1", Level: 30, Until: r.now.Add(time.Hour), Reason: "essai"}, "alice", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.ack("ctrl-1", Ack{ID: cmds[0].ID, Status: AckOK, Level: 30})
+	r.advance(5 * time.Minute)
+	r.report("ctrl-1", 30, 700)
+	if c, _ := r.db.Command(ctx, cmds[0].ID); c.State != StateMeasured {
+		t.Fatalf("command %s, want measured", c.State)
+	}
+	r.pub.take()
+	if err := r.svc.CancelOverride(ctx, o.ID, "bob", nil); err != nil {
+		t.Fatal(err)
+	}
+	r.advance(time.Second)
+	msgs := r.pub.commands()
+	if len(msgs) != 1 {
+		t.Fatalf("cancelling a measured override published %d commands, want the way back to the program", len(msgs))
+	}
+	if back, _ := ParseCommand(msgs[0].payload); back.Level != 100 {
+		t.Errorf("back to the program at %v, want 100", back.Level)
+	}
+	if c, _ := r.db.Command(ctx, cmds[0].ID); c.State != StateCancelled {
+		t.Errorf("the measured command is %s after the cancel, want cancelled", c.State)
+	}
+	r.advance(10 * time.Second)
+	if l, _, ok := r.svc.Commanded("ctrl-1", r.now); !ok || l != 100 {
+		t.Errorf("commanded %v (%v) after the cancel, want the program's 100", l, ok)
+	}
+}
