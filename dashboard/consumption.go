@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -192,3 +193,34 @@ func (s *Server) exportOperat(w http.ResponseWriter, r *http.Request, p Principa
 		s.log.Warn("operat export cut short", "err", err)
 	}
 }
+
+// exportOpenData answers /api/v1/exports/opendata?year=: consumption per commune, month, sector and fluid
+// (CSV, Licence Ouverte), the caller's EPCIs only.
+func (s *Server) exportOpenData(w http.ResponseWriter, r *http.Request, p Principal) {
+	if s.deps.Consumption == nil {
+		writeError(w, http.StatusNotFound, "consumption analytics are disabled")
+		return
+	}
+	year, err := strconv.Atoi(r.URL.Query().Get("year"))
+	if err != nil || year < 2000 || year > 2200 {
+		writeError(w, http.StatusBadRequest, "year: want a year, e.g. 2026")
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
+	defer cancel()
+	rows, err := s.deps.Consumption.OpenData(ctx, year)
+	if err != nil {
+		s.consumptionFail(w, err)
+		return
+	}
+	sc := scopeOf(p)
+	rows = slices.DeleteFunc(rows, func(r reporting.OpenDataRow) bool { return !sc.has(r.EPCI) })
+	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="consommations-communes-%d.csv"`, year))
+	if err := reporting.WriteOpenData(w, rows, openDataSource); err != nil {
+		s.log.Warn("open data export cut short", "err", err)
+	}
+}
+
+// openDataSource is the source line of the open-data export.
+const openDataSource = "hyperviseur, syndicat d'énergie de l'Aisne"

@@ -135,3 +135,22 @@ func TestOperatExportAPI(t *testing.T) {
 		}
 	}
 }
+
+func TestOpenDataAPI(t *testing.T) {
+	f := newConsumptionFixture(t, true)
+	get := func(who string) (int, string) {
+		req := httptest.NewRequest("GET", "/api/v1/exports/opendata?year=2025", nil)
+		req.Header.Set("Authorization", "Bearer "+f.tokens[who])
+		rec := httptest.NewRecorder()
+		f.h.ServeHTTP(rec, req)
+		return rec.Code, rec.Body.String()
+	}
+	code, all := get("admin")
+	if code != 200 || !strings.Contains(all, "02408,Laon,"+epciLaon+",2025,1,bâtiments publics,electricity,48.000,kWh") ||
+		!strings.Contains(all, "02691,") || strings.Contains(all, "mairie-laon") {
+		t.Fatalf("admin: %d\n%s", code, all)
+	}
+	if code, mine := get("pilote"); code != 200 || strings.Contains(mine, "02691,") || !strings.Contains(mine, "02408,") {
+		t.Errorf("pilote of Laon: %d\n%s", code, mine)
+	}
+}

@@ -131,6 +131,7 @@ func New(deps Deps, logger *slog.Logger) *Server {
 		{"GET", "/api/v1/consumption", allRoles, s.consumption},
 		{"GET", "/api/v1/consumption/ranking", allRoles, s.ranking},
 		{"GET", "/api/v1/exports/operat", allRoles, s.exportOperat},
+		{"GET", "/api/v1/exports/opendata", allRoles, s.exportOpenData},
 		{"GET", "/api/v1/ws", allRoles, s.ws},
 		{"GET", "/api/v1/alerts", allRoles, s.alerts},
 		{"GET", "/api/v1/alerts/{id}", allRoles, s.alert},

@@ -6,6 +6,7 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"time"
 
 	hv "github.com/useda02/hyperviseur"
 	"github.com/useda02/hyperviseur/reporting"
@@ -82,5 +83,75 @@ func TestOperatExportOnFleet(t *testing.T) {
 	}
 	if lines := strings.Count(buf.String(), "\n"); lines != len(rows)+1 {
 		t.Errorf("the CSV has %d lines for %d rows", lines, len(rows))
+	}
+}
+
+// TestOpenDataOnFleet: two months of the Pays de Laon; the open-data rows of each commune, sector and fluid
+// equal the direct sums of the raw delta points of its sites of that kind, and no row names a site.
+func TestOpenDataOnFleet(t *testing.T) {
+	if testing.Short() {
+		t.Skip("simulated history: a few seconds")
+	}
+	ctx := context.Background()
+	from, to := date(2025, 2, 1), date(2025, 4, 1)
+	reg, st, an := laonHistory(t, from, to)
+	type key struct {
+		commune, sector string
+		fluid           hv.Fluid
+		month           int
+	}
+	direct := map[key]float64{}
+	for _, fl := range reporting.Fluids {
+		ss, err := st.Query(ctx, hv.Query{Metric: reporting.FluidMetric(fl), From: from.UnixMilli(), To: to.UnixMilli(), Fluids: []hv.Fluid{fl}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range ss {
+			d, site, ok := reg.Device(s.Device)
+			if !ok || d.Fluid != fl {
+				continue
+			}
+			sector := reporting.SectorBuildings
+			if site.Kind == hv.SiteLightingCabinet {
+				sector = reporting.SectorLighting
+			}
+			for _, p := range s.Points {
+				direct[key{site.Commune, sector, fl, int(time.UnixMilli(p.Time).In(from.Location()).Month())}] += p.Value
+			}
+		}
+	}
+	rows, err := an.OpenData(ctx, 2025)
+	if err != nil {
+		t.Fatal(err)
+	}
+	compared := 0
+	for _, r := range rows {
+		want := direct[key{r.Commune, r.Sector, r.Fluid, r.Month}]
+		if r.Month > 3 && r.Value != 0 {
+			t.Errorf("%+v: consumption outside the history", r)
+		}
+		if math.Abs(r.Value-want) > 1e-6*math.Max(1, want) {
+			t.Errorf("%s %s %s month %d: %v, direct sum %v", r.Commune, r.Sector, r.Fluid, r.Month, r.Value, want)
+		}
+		if want > 0 {
+			compared++
+		}
+	}
+	if compared < 50 {
+		t.Fatalf("only %d rows with consumption compared", compared)
+	}
+	var buf bytes.Buffer
+	if err := reporting.WriteOpenData(&buf, rows, "test"); err != nil {
+		t.Fatal(err)
+	}
+	csv := buf.String()
+	if !strings.HasPrefix(csv, "code_insee,commune,epci,annee,mois,secteur,fluide,consommation,unite,kwh,licence,source\n") ||
+		!strings.Contains(csv, reporting.OpenDataLicence) {
+		t.Errorf("open data CSV:\n%.400s", csv)
+	}
+	for _, s := range reg.Sites() {
+		if strings.Contains(csv, s.ID+",") {
+			t.Fatalf("the open data names site %s", s.ID)
+		}
 	}
 }

@@ -73,3 +73,19 @@ func TestFluidMetric(t *testing.T) {
 		}
 	}
 }
+
+func TestDaySeriesRanges(t *testing.T) {
+	s := &daySeries{first: 10, vals: []float64{1, 2, 3}}
+	for _, c := range []struct {
+		d0, d1 int32
+		want   float64
+	}{{0, 5, 0}, {0, 11, 1}, {11, 12, 2}, {10, 13, 6}, {12, 40, 3}, {13, 40, 0}, {20, 30, 0}, {12, 11, 0}} {
+		if got := s.sum(c.d0, c.d1); got != c.want {
+			t.Errorf("sum(%d, %d) = %v, want %v", c.d0, c.d1, got, c.want)
+		}
+	}
+	s.zero(20, 30) // beyond the series: nothing to clear, no panic
+	if s.sum(0, 100) != 6 {
+		t.Error("zero beyond the series changed it")
+	}
+}

@@ -504,7 +504,7 @@ func (s *daySeries) sum(d0, d1 int32) float64 {
 }
 
 func (s *daySeries) clamp(d0, d1 int32) (int, int) {
-	a := int(max(d0-s.first, 0))
+	a := int(min(max(d0-s.first, 0), int32(len(s.vals)))) // a range after the series is empty, not out of range
 	b := int(min(d1-s.first, int32(len(s.vals))))
 	if b < a {
 		b = a

@@ -106,7 +106,7 @@ func rootCmd() *cobra.Command {
 			return nil
 		},
 	}
-	root.AddCommand(serve, demo, versionCmd, configCmd, tokenCmd, simulateCmd(), lightingCmd(), reportCmd(), benchCmd(), rulesCmd(&configFile))
+	root.AddCommand(serve, demo, versionCmd, configCmd, tokenCmd, simulateCmd(), lightingCmd(), reportCmd(), exportCmd(), benchCmd(), rulesCmd(&configFile))
 	return root
 }
 

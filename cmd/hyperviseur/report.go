@@ -82,3 +82,38 @@ embedded store the service must be stopped (it holds the store).`,
 	cmd.AddCommand(operat)
 	return cmd
 }
+
+// exportCmd groups the exports computed from the configured store.
+func exportCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "export", Short: "Exports from the configured store"}
+	var year int
+	opendata := &cobra.Command{
+		Use:   "opendata",
+		Short: "Open-data CSV of a year: consumption per commune, month, sector and fluid (Licence Ouverte v2.0)",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if year < 2000 || year > 2200 {
+				return fmt.Errorf("--year: want a year, e.g. %d", time.Now().Year()-1)
+			}
+			cfg, reg, store, err := openForReport(cmd)
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			ctx := cmd.Context()
+			rc := cfg.Reporting.Config
+			rc.Since = time.Date(year, 1, 1, 0, 0, 0, 0, time.UTC)
+			rollups := reporting.NewRollups(store, rc, nil)
+			if err := rollups.Build(ctx); err != nil {
+				return err
+			}
+			rows, err := reporting.NewAnalytics(store, rollups, func() *registry.Registry { return reg }, rc).OpenData(ctx, year)
+			if err != nil {
+				return err
+			}
+			return reporting.WriteOpenData(cmd.OutOrStdout(), rows, "hyperviseur, syndicat d'énergie de l'Aisne")
+		},
+	}
+	opendata.Flags().IntVar(&year, "year", time.Now().Year()-1, "calendar year (Paris)")
+	cmd.AddCommand(opendata)
+	return cmd
+}

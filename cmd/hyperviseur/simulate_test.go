@@ -142,6 +142,10 @@ func TestSimulateBackfillCommand(t *testing.T) {
 	if !strings.Contains(out, `"counted": 123`) {
 		t.Errorf("lighting savings: want the Pays de Laon's 123 controllers counted:\n%.800s", out)
 	}
+	out, err = run("export", "opendata", "--year", "2026")
+	if err != nil || !strings.Contains(out, "02408,Laon,200043495,2026,1,éclairage public,electricity,") {
+		t.Errorf("export opendata: %v\n%.600s", err, out)
+	}
 	if _, err := run("report", "operat", "--year", "2026", "--epci", "123"); err == nil || !strings.Contains(err.Error(), "--epci") {
 		t.Errorf("bad --epci: %v", err)
 	}
