@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	hv "github.com/useda02/hyperviseur"
 	"github.com/useda02/hyperviseur/lighting/sun"
 	"github.com/useda02/hyperviseur/live"
@@ -152,5 +154,30 @@ func TestOpenDataAPI(t *testing.T) {
 	}
 	if code, mine := get("pilote"); code != 200 || strings.Contains(mine, "02691,") || !strings.Contains(mine, "02408,") {
 		t.Errorf("pilote of Laon: %d\n%s", code, mine)
+	}
+}
+
+// TestTotalsCollector: the scrape exposes each EPCI's consumption of the year per fluid, computed from the
+// rollups (two days of electricity: 48 kWh at Laon's town hall, 96 kWh at Saint-Quentin's school).
+func TestTotalsCollector(t *testing.T) {
+	f := newConsumptionFixture(t, true)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(reporting.NewTotalsCollector(f.srv.deps.Consumption))
+	got := map[string]float64{}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			got[labels["epci"]+" "+labels["fluid"]+" "+labels["unit"]] = m.GetGauge().GetValue()
+		}
+	}
+	if got[epciLaon+" electricity kWh"] != 48 || got[epciSQ+" electricity kWh"] != 96 {
+		t.Errorf("totals %v", got)
 	}
 }

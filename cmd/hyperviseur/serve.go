@@ -24,6 +24,7 @@ import (
 	"github.com/useda02/hyperviseur/ingest/decode"
 	"github.com/useda02/hyperviseur/live"
 	"github.com/useda02/hyperviseur/registry"
+	"github.com/useda02/hyperviseur/reporting"
 	"github.com/useda02/hyperviseur/rules"
 	"github.com/useda02/hyperviseur/simulators"
 	"github.com/useda02/hyperviseur/simulators/fleet"
@@ -127,6 +128,9 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger, demo *demoOptions) 
 	defer alerting.Close()
 	rollups, analytics, stopReporting := startReporting(ctx, cfg, store, reg, log)
 	defer stopReporting()
+	if analytics != nil {
+		promReg.MustRegister(reporting.NewTotalsCollector(analytics)) // the year's totals for Grafana users
+	}
 	unregistered := registry.NewUnregistered(10000)
 	writer := ingest.NewWriter(ingest.WriterConfig{
 		BatchSize: cfg.Ingest.BatchSize, FlushInterval: cfg.Ingest.FlushInterval, Writers: cfg.Ingest.Writers,
