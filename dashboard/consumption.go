@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	hv "github.com/useda02/hyperviseur"
+	"github.com/useda02/hyperviseur/lighting/sun"
 	"github.com/useda02/hyperviseur/reporting"
 )
 
@@ -224,3 +226,113 @@ func (s *Server) exportOpenData(w http.ResponseWriter, r *http.Request, p Princi
 
 // openDataSource is the source line of the open-data export.
 const openDataSource = "hyperviseur, syndicat d'énergie de l'Aisne"
+
+// siteInScope answers 404 for a site outside p's scope (or unknown), like the rest of the API.
+func (s *Server) siteInScope(w http.ResponseWriter, p Principal, id string) bool {
+	site, ok := s.reg().Site(id)
+	if !ok || !scopeOf(p).has(site.EPCI) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("site %q: not found", id))
+		return false
+	}
+	return true
+}
+
+// dateRange reads from and to (YYYY-MM-DD, Paris; to included) into [from, to+1 day).
+func dateRange(q url.Values) (time.Time, time.Time, error) {
+	from, err := time.ParseInLocation(time.DateOnly, q.Get("from"), sun.Paris())
+	if err != nil {
+		return time.Time{}, time.Time{}, badRequest("from: want YYYY-MM-DD")
+	}
+	to, err := time.ParseInLocation(time.DateOnly, q.Get("to"), sun.Paris())
+	if err != nil {
+		return time.Time{}, time.Time{}, badRequest("to: want YYYY-MM-DD")
+	}
+	return from, to.AddDate(0, 0, 1), nil
+}
+
+// siteLoad answers /api/v1/power/sites/{id}?from=&to=&every=10m: the electric load curve and load-duration curve.
+func (s *Server) siteLoad(w http.ResponseWriter, r *http.Request, p Principal) {
+	if s.deps.Consumption == nil || !s.siteInScope(w, p, r.PathValue("id")) {
+		if s.deps.Consumption == nil {
+			writeError(w, http.StatusNotFound, "consumption analytics are disabled")
+		}
+		return
+	}
+	q := r.URL.Query()
+	from, to, err := dateRange(q)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	every := 10 * time.Minute
+	if v := q.Get("every"); v != "" {
+		if every, err = time.ParseDuration(v); err != nil {
+			writeError(w, http.StatusBadRequest, "every: want a duration, e.g. 10m or 1h")
+			return
+		}
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
+	defer cancel()
+	c, err := s.deps.Consumption.Load(ctx, r.PathValue("id"), from, to, every)
+	if err != nil {
+		s.consumptionFail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, c)
+}
+
+// siteSubscription answers /api/v1/power/sites/{id}/subscription?year=: monthly peaks against the subscribed
+// power, and the advice.
+func (s *Server) siteSubscription(w http.ResponseWriter, r *http.Request, p Principal) {
+	if s.deps.Consumption == nil || !s.siteInScope(w, p, r.PathValue("id")) {
+		if s.deps.Consumption == nil {
+			writeError(w, http.StatusNotFound, "consumption analytics are disabled")
+		}
+		return
+	}
+	year, err := strconv.Atoi(r.URL.Query().Get("year"))
+	if err != nil || year < 2000 || year > 2200 {
+		writeError(w, http.StatusBadRequest, "year: want a year, e.g. 2026")
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
+	defer cancel()
+	adv, err := s.deps.Consumption.Subscription(ctx, r.PathValue("id"), year)
+	if err != nil {
+		s.consumptionFail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, adv)
+}
+
+// coincidentPeak answers /api/v1/power/peaks?epci=&from=&to=: the hour an EPCI's buildings drew the most,
+// and who drew it.
+func (s *Server) coincidentPeak(w http.ResponseWriter, r *http.Request, p Principal) {
+	if s.deps.Consumption == nil {
+		writeError(w, http.StatusNotFound, "consumption analytics are disabled")
+		return
+	}
+	q := r.URL.Query()
+	epci := q.Get("epci")
+	if _, ok := s.reg().Territory().EPCI(epci); !ok {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("epci: %q is not an EPCI of the territory", epci))
+		return
+	}
+	if !scopeOf(p).has(epci) {
+		writeError(w, http.StatusForbidden, "epci: outside your EPCIs")
+		return
+	}
+	from, to, err := dateRange(q)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
+	defer cancel()
+	cp, err := s.deps.Consumption.Coincident(ctx, epci, from, to)
+	if err != nil {
+		s.consumptionFail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, cp)
+}

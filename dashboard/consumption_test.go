@@ -181,3 +181,30 @@ func TestTotalsCollector(t *testing.T) {
 		t.Errorf("totals %v", got)
 	}
 }
+
+func TestPowerAPIScope(t *testing.T) {
+	f := newConsumptionFixture(t, true)
+	for _, c := range []struct {
+		who, target string
+		want        int
+	}{
+		{"admin", "/api/v1/power/sites/ecole-sq?from=2025-01-13&to=2025-01-14", 200},
+		{"pilote", "/api/v1/power/sites/ecole-sq?from=2025-01-13&to=2025-01-14", 404},
+		{"pilote", "/api/v1/power/sites/mairie-laon?from=2025-01-13&to=2025-01-14&every=1h", 200},
+		{"pilote", "/api/v1/power/sites/mairie-laon?from=2025-01-13&to=2025-01-14&every=soon", 400},
+		{"pilote", "/api/v1/power/sites/mairie-laon/subscription?year=2025", 200},
+		{"pilote", "/api/v1/power/sites/ecole-sq/subscription?year=2025", 404},
+		{"pilote", "/api/v1/power/peaks?epci=" + epciLaon + "&from=2025-01-13&to=2025-01-14", 200},
+		{"pilote", "/api/v1/power/peaks?epci=" + epciSQ + "&from=2025-01-13&to=2025-01-14", 403},
+		{"admin", "/api/v1/power/peaks?epci=123&from=2025-01-13&to=2025-01-14", 400},
+	} {
+		if code, body, _ := f.do(t, "GET", c.target, c.who); code != c.want {
+			t.Errorf("%s %s: %d %v, want %d", c.who, c.target, code, body, c.want)
+		}
+	}
+	// The fixture's power readings (h W at h hours before noon on 15 January) reach the load curve.
+	_, body, _ := f.do(t, "GET", "/api/v1/power/sites/mairie-laon?from=2025-01-13&to=2025-01-15&every=1h", "admin")
+	if pts := body["points"].([]any); len(pts) == 0 {
+		t.Errorf("load curve without points: %v", body)
+	}
+}
