@@ -43,6 +43,24 @@ func (s *Server) scopeAllowed(p Principal, scope string) (bool, error) {
 	return false, badRequest("scope: want site:<id>, commune:<INSEE>, epci:<SIREN> or departement")
 }
 
+// analyticsOn answers 404 when the consumption analytics are off; true when they are on.
+func (s *Server) analyticsOn(w http.ResponseWriter) bool {
+	if s.deps.Consumption == nil {
+		writeError(w, http.StatusNotFound, "consumption analytics are disabled")
+		return false
+	}
+	return true
+}
+
+// queryYear reads the "year" parameter: a calendar year.
+func queryYear(q url.Values) (int, error) {
+	year, err := strconv.Atoi(q.Get("year"))
+	if err != nil || year < 2000 || year > 2200 {
+		return 0, badRequest("year: want a year, e.g. 2026")
+	}
+	return year, nil
+}
+
 // consumptionFail answers an error of the analytics: 503 while the rollups are being built.
 func (s *Server) consumptionFail(w http.ResponseWriter, err error) {
 	switch {
@@ -64,8 +82,7 @@ func parseDate(q string, v string) (time.Time, error) {
 
 // consumption answers /api/v1/consumption?scope=&fluid=&usage=&from=&to=&every=&per=&climate=&yoy=.
 func (s *Server) consumption(w http.ResponseWriter, r *http.Request, p Principal) {
-	if s.deps.Consumption == nil {
-		writeError(w, http.StatusNotFound, "consumption analytics are disabled")
+	if !s.analyticsOn(w) {
 		return
 	}
 	q := r.URL.Query()
@@ -120,8 +137,7 @@ func (s *Server) consumption(w http.ResponseWriter, r *http.Request, p Principal
 // ranking answers /api/v1/consumption/ranking?epci=&fluid=&usage=&year=&per=m2&climate=true: the buildings
 // from the most consuming down.
 func (s *Server) ranking(w http.ResponseWriter, r *http.Request, p Principal) {
-	if s.deps.Consumption == nil {
-		writeError(w, http.StatusNotFound, "consumption analytics are disabled")
+	if !s.analyticsOn(w) {
 		return
 	}
 	q := r.URL.Query()
@@ -134,12 +150,11 @@ func (s *Server) ranking(w http.ResponseWriter, r *http.Request, p Principal) {
 		writeError(w, http.StatusForbidden, "epci: outside your EPCIs")
 		return
 	}
-	year, err := strconv.Atoi(q.Get("year"))
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "year: want a year, e.g. 2026")
+	var err error
+	if req.Year, err = queryYear(q); err != nil {
+		s.fail(w, err)
 		return
 	}
-	req.Year = year
 	if req.Per, err = reporting.ParsePer(q.Get("per")); err != nil {
 		s.fail(w, err)
 		return
@@ -157,14 +172,13 @@ func (s *Server) ranking(w http.ResponseWriter, r *http.Request, p Principal) {
 // exportOperat answers /api/v1/exports/operat?year=[&epci=]: the OPERAT preparation CSV of the caller's
 // buildings subject to the décret tertiaire (a pilote: its EPCIs only).
 func (s *Server) exportOperat(w http.ResponseWriter, r *http.Request, p Principal) {
-	if s.deps.Consumption == nil {
-		writeError(w, http.StatusNotFound, "consumption analytics are disabled")
+	if !s.analyticsOn(w) {
 		return
 	}
 	q := r.URL.Query()
-	year, err := strconv.Atoi(q.Get("year"))
-	if err != nil || year < 2000 || year > 2200 {
-		writeError(w, http.StatusBadRequest, "year: want a year, e.g. 2026")
+	year, err := queryYear(q)
+	if err != nil {
+		s.fail(w, err)
 		return
 	}
 	sc := scopeOf(p)
@@ -199,13 +213,12 @@ func (s *Server) exportOperat(w http.ResponseWriter, r *http.Request, p Principa
 // exportOpenData answers /api/v1/exports/opendata?year=: consumption per commune, month, sector and fluid
 // (CSV, Licence Ouverte), the caller's EPCIs only.
 func (s *Server) exportOpenData(w http.ResponseWriter, r *http.Request, p Principal) {
-	if s.deps.Consumption == nil {
-		writeError(w, http.StatusNotFound, "consumption analytics are disabled")
+	if !s.analyticsOn(w) {
 		return
 	}
-	year, err := strconv.Atoi(r.URL.Query().Get("year"))
-	if err != nil || year < 2000 || year > 2200 {
-		writeError(w, http.StatusBadRequest, "year: want a year, e.g. 2026")
+	year, err := queryYear(r.URL.Query())
+	if err != nil {
+		s.fail(w, err)
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
@@ -252,10 +265,7 @@ func dateRange(q url.Values) (time.Time, time.Time, error) {
 
 // siteLoad answers /api/v1/power/sites/{id}?from=&to=&every=10m: the electric load curve and load-duration curve.
 func (s *Server) siteLoad(w http.ResponseWriter, r *http.Request, p Principal) {
-	if s.deps.Consumption == nil || !s.siteInScope(w, p, r.PathValue("id")) {
-		if s.deps.Consumption == nil {
-			writeError(w, http.StatusNotFound, "consumption analytics are disabled")
-		}
+	if !s.analyticsOn(w) || !s.siteInScope(w, p, r.PathValue("id")) {
 		return
 	}
 	q := r.URL.Query()
@@ -284,15 +294,12 @@ func (s *Server) siteLoad(w http.ResponseWriter, r *http.Request, p Principal) {
 // siteSubscription answers /api/v1/power/sites/{id}/subscription?year=: monthly peaks against the subscribed
 // power, and the advice.
 func (s *Server) siteSubscription(w http.ResponseWriter, r *http.Request, p Principal) {
-	if s.deps.Consumption == nil || !s.siteInScope(w, p, r.PathValue("id")) {
-		if s.deps.Consumption == nil {
-			writeError(w, http.StatusNotFound, "consumption analytics are disabled")
-		}
+	if !s.analyticsOn(w) || !s.siteInScope(w, p, r.PathValue("id")) {
 		return
 	}
-	year, err := strconv.Atoi(r.URL.Query().Get("year"))
-	if err != nil || year < 2000 || year > 2200 {
-		writeError(w, http.StatusBadRequest, "year: want a year, e.g. 2026")
+	year, err := queryYear(r.URL.Query())
+	if err != nil {
+		s.fail(w, err)
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
@@ -308,8 +315,7 @@ func (s *Server) siteSubscription(w http.ResponseWriter, r *http.Request, p Prin
 // coincidentPeak answers /api/v1/power/peaks?epci=&from=&to=: the hour an EPCI's buildings drew the most,
 // and who drew it.
 func (s *Server) coincidentPeak(w http.ResponseWriter, r *http.Request, p Principal) {
-	if s.deps.Consumption == nil {
-		writeError(w, http.StatusNotFound, "consumption analytics are disabled")
+	if !s.analyticsOn(w) {
 		return
 	}
 	q := r.URL.Query()

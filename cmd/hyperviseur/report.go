@@ -29,6 +29,26 @@ func openForReport(cmd *cobra.Command) (*Config, *registry.Registry, hv.Store, e
 	return cfg, reg, store, nil
 }
 
+// yearAnalytics checks --year and returns the analytics over rollups built from the configured store since
+// that year's first day, the registry, and what closes the store.
+func yearAnalytics(cmd *cobra.Command, year int) (*reporting.Analytics, *registry.Registry, func(), error) {
+	if year < 2000 || year > 2200 {
+		return nil, nil, nil, fmt.Errorf("--year: want a year, e.g. %d", time.Now().Year()-1)
+	}
+	cfg, reg, store, err := openForReport(cmd)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	rc := cfg.Reporting.Config
+	rc.Since = time.Date(year, 1, 1, 0, 0, 0, 0, time.UTC)
+	rollups := reporting.NewRollups(store, rc, nil)
+	if err := rollups.Build(cmd.Context()); err != nil {
+		store.Close()
+		return nil, nil, nil, err
+	}
+	return reporting.NewAnalytics(store, rollups, func() *registry.Registry { return reg }, rc), reg, func() { store.Close() }, nil
+}
+
 // reportCmd groups the regulatory reports computed from the configured store.
 func reportCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "report", Short: "Regulatory reports from the configured store"}
@@ -44,29 +64,18 @@ registry: each energy's consumption of the Paris calendar year from the stored i
 with reporting.gas_pcs_kwh_per_m3), surface, reference year, indicative activity category. With the
 embedded store the service must be stopped (it holds the store).`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if year < 2000 || year > 2200 {
-				return fmt.Errorf("--year: want a year, e.g. %d", time.Now().Year()-1)
-			}
-			cfg, reg, store, err := openForReport(cmd)
+			began := time.Now()
+			an, reg, closeStore, err := yearAnalytics(cmd, year)
 			if err != nil {
 				return err
 			}
-			defer store.Close()
+			defer closeStore()
 			for _, e := range epcis {
 				if _, ok := reg.Territory().EPCI(e); !ok {
 					return fmt.Errorf("--epci: %q is not an EPCI of the territory", e)
 				}
 			}
-			ctx := cmd.Context()
-			rc := cfg.Reporting.Config
-			rc.Since = time.Date(year, 1, 1, 0, 0, 0, 0, time.UTC)
-			began := time.Now()
-			rollups := reporting.NewRollups(store, rc, nil)
-			if err := rollups.Build(ctx); err != nil {
-				return err
-			}
-			an := reporting.NewAnalytics(store, rollups, func() *registry.Registry { return reg }, rc)
-			rows, err := an.OperatExport(ctx, year, epcis, nil)
+			rows, err := an.OperatExport(cmd.Context(), year, epcis, nil)
 			if err != nil {
 				return err
 			}
@@ -91,22 +100,12 @@ func exportCmd() *cobra.Command {
 		Use:   "opendata",
 		Short: "Open-data CSV of a year: consumption per commune, month, sector and fluid (Licence Ouverte v2.0)",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if year < 2000 || year > 2200 {
-				return fmt.Errorf("--year: want a year, e.g. %d", time.Now().Year()-1)
-			}
-			cfg, reg, store, err := openForReport(cmd)
+			an, _, closeStore, err := yearAnalytics(cmd, year)
 			if err != nil {
 				return err
 			}
-			defer store.Close()
-			ctx := cmd.Context()
-			rc := cfg.Reporting.Config
-			rc.Since = time.Date(year, 1, 1, 0, 0, 0, 0, time.UTC)
-			rollups := reporting.NewRollups(store, rc, nil)
-			if err := rollups.Build(ctx); err != nil {
-				return err
-			}
-			rows, err := reporting.NewAnalytics(store, rollups, func() *registry.Registry { return reg }, rc).OpenData(ctx, year)
+			defer closeStore()
+			rows, err := an.OpenData(cmd.Context(), year)
 			if err != nil {
 				return err
 			}
