@@ -2,8 +2,8 @@ package reporting
 
 import (
 	"cmp"
-	"errors"
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"math"
