@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/url"
-	"os"
 	"syscall"
 	"testing"
 	"time"
@@ -37,9 +36,7 @@ func lossMessages(start time.Time) []message {
 // TestNoLossIntegration publishes 50 000 QoS 1 readings through Mosquitto into InfluxDB 1.8.10 while one
 // component fails, and checks every reading is stored exactly once and the interval deltas add up exactly.
 func TestNoLossIntegration(t *testing.T) {
-	if testing.Short() && os.Getenv("CI") != "true" {
-		t.Skip("long: 3 × 50 000 readings (never skipped with CI=true)")
-	}
+	testenv.Slow(t, "long: 3 × 50 000 readings (never skipped with CI=true)")
 	db := testenv.StartInfluxDB(t)
 	scenarios := []struct {
 		name    string

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	hv "github.com/useda02/hyperviseur"
+	"github.com/useda02/hyperviseur/internal/testenv"
 	"github.com/useda02/hyperviseur/reporting"
 )
 
@@ -16,9 +17,7 @@ import (
 // every building subject to the décret tertiaire, and each row's energy is the direct sum of the raw delta
 // points of the building's meters over the Paris calendar year, recomputed here.
 func TestOperatExportOnFleet(t *testing.T) {
-	if testing.Short() {
-		t.Skip("a year of simulated history: a few seconds")
-	}
+	testenv.Slow(t, "a year of simulated history: a few seconds")
 	ctx := context.Background()
 	from, to := date(2025, 1, 1), date(2026, 1, 1)
 	reg, st, an := laonHistory(t, from, to)
@@ -89,9 +88,7 @@ func TestOperatExportOnFleet(t *testing.T) {
 // TestOpenDataOnFleet: two months of the Pays de Laon; the open-data rows of each commune, sector and fluid
 // equal the direct sums of the raw delta points of its sites of that kind, and no row names a site.
 func TestOpenDataOnFleet(t *testing.T) {
-	if testing.Short() {
-		t.Skip("simulated history: a few seconds")
-	}
+	testenv.Slow(t, "simulated history: a few seconds")
 	ctx := context.Background()
 	from, to := date(2025, 2, 1), date(2025, 4, 1)
 	reg, st, an := laonHistory(t, from, to)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	hv "github.com/useda02/hyperviseur"
+	"github.com/useda02/hyperviseur/internal/testenv"
 	"github.com/useda02/hyperviseur/reporting"
 )
 
@@ -15,9 +16,7 @@ import (
 // history; the monthly report of each commune and fluid equals a direct sum of the raw delta points, bucketed
 // by Paris month here, and the ranking equals the per-site sums.
 func TestSimulatedEPCI(t *testing.T) {
-	if testing.Short() {
-		t.Skip("simulated history: a few seconds")
-	}
+	testenv.Slow(t, "simulated history: a few seconds")
 	ctx := context.Background()
 	from, to := date(2025, 2, 1), date(2025, 4, 1)
 	reg, st, an := laonHistory(t, from, to)

@@ -15,6 +15,7 @@ import (
 
 	hv "github.com/useda02/hyperviseur"
 	"github.com/useda02/hyperviseur/configs"
+	"github.com/useda02/hyperviseur/internal/testenv"
 	"github.com/useda02/hyperviseur/registry"
 	"github.com/useda02/hyperviseur/simulators"
 	"github.com/useda02/hyperviseur/simulators/fleet"
@@ -394,9 +395,7 @@ func TestWindows(t *testing.T) {
 // on over a weekend, a day of electricity far above the usual. Each must be found by its rule, on its
 // device, and nothing else: the rest of the fleet is clean, and so is the whole year before.
 func TestDefaultRulesOnSimulatedFleet(t *testing.T) {
-	if testing.Short() {
-		t.Skip("13 months of a simulated fleet: a few seconds")
-	}
+	testenv.Slow(t, "13 months of a simulated fleet: a few seconds")
 	tr, err := registry.DefaultTerritory()
 	if err != nil {
 		t.Fatal(err)

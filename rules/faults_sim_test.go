@@ -29,6 +29,7 @@ import (
 	"github.com/useda02/hyperviseur/configs"
 	"github.com/useda02/hyperviseur/ingest"
 	"github.com/useda02/hyperviseur/ingest/decode"
+	"github.com/useda02/hyperviseur/internal/testenv"
 	"github.com/useda02/hyperviseur/lighting"
 	"github.com/useda02/hyperviseur/lighting/sun"
 	"github.com/useda02/hyperviseur/live"
@@ -487,9 +488,7 @@ func (s *sim) fired() []firedAlert {
 // and measures their false positives on the clean fleet over a month, both on simulated time through the
 // real ingest path (see the top of this file).
 func TestDefaultRulesLive(t *testing.T) {
-	if testing.Short() {
-		t.Skip("13 months of history of a simulated fleet, then weeks of it live: a minute or two")
-	}
+	testenv.Slow(t, "13 months of history of a simulated fleet, then weeks of it live: a minute or two")
 	h := newSimHistory(t, liveFleetOptions(), liveStart)
 	t.Logf("%d devices, %d readings of hourly history to %s", len(h.reg.Devices()), h.readings,
 		h.start.Format("Mon 02/01/2006 15:04 MST"))

@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -259,9 +258,7 @@ func TestControllerDimmingFailure(t *testing.T) {
 // commanded level. LoRaWAN controllers ignore hv/<device>/… and take a program and a command as ChirpStack
 // and The Things Stack downlinks, which the simulated network servers acknowledge as the service expects.
 func TestPublishControllersOverMQTT(t *testing.T) {
-	if testing.Short() && os.Getenv("CI") != "true" {
-		t.Skip("loopback network test (never skipped with CI=true)")
-	}
+	testenv.Slow(t, "loopback network test (never skipped with CI=true)")
 	f, reg := smallFleet(t)
 	// Controllers reporting every second, so the test need not wait for 5-minute reports.
 	var devs []fleet.Device

@@ -124,6 +124,14 @@ func Missing(t testing.TB, what string) {
 	t.Skipf("%s not installed; skipping (set CI=true to make this a failure)", what)
 }
 
+// Slow skips a long test under -short (make test-short), never with CI=true: CI runs every test.
+func Slow(t testing.TB, why string) {
+	t.Helper()
+	if testing.Short() && os.Getenv("CI") != "true" {
+		t.Skip(why + " (-short; never skipped with CI=true)")
+	}
+}
+
 // findBinary looks in $env, then PATH, then the fallbacks.
 func findBinary(env, name string, fallbacks ...string) string {
 	if p := os.Getenv(env); p != "" {
