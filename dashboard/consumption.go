@@ -12,7 +12,6 @@ import (
 	"time"
 
 	hv "github.com/useda02/hyperviseur"
-	"github.com/useda02/hyperviseur/lighting/sun"
 	"github.com/useda02/hyperviseur/reporting"
 )
 
@@ -59,6 +58,18 @@ func queryYear(q url.Values) (int, error) {
 		return 0, badRequest("year: want a year, e.g. 2026")
 	}
 	return year, nil
+}
+
+// answer runs an analytics call under the query timeout and writes its answer, or its error.
+func (s *Server) answer(w http.ResponseWriter, r *http.Request, call func(context.Context) (any, error)) {
+	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
+	defer cancel()
+	v, err := call(ctx)
+	if err != nil {
+		s.consumptionFail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
 }
 
 // consumptionFail answers an error of the analytics: 503 while the rollups are being built.
@@ -124,14 +135,7 @@ func (s *Server) consumption(w http.ResponseWriter, r *http.Request, p Principal
 		return
 	}
 	req.Climate, req.YearOverYear = q.Get("climate") == "true", q.Get("yoy") == "true"
-	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
-	defer cancel()
-	resp, err := s.deps.Consumption.Consumption(ctx, req)
-	if err != nil {
-		s.consumptionFail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, resp)
+	s.answer(w, r, func(ctx context.Context) (any, error) { return s.deps.Consumption.Consumption(ctx, req) })
 }
 
 // ranking answers /api/v1/consumption/ranking?epci=&fluid=&usage=&year=&per=m2&climate=true: the buildings
@@ -159,14 +163,7 @@ func (s *Server) ranking(w http.ResponseWriter, r *http.Request, p Principal) {
 		s.fail(w, err)
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
-	defer cancel()
-	resp, err := s.deps.Consumption.Rank(ctx, req)
-	if err != nil {
-		s.consumptionFail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, resp)
+	s.answer(w, r, func(ctx context.Context) (any, error) { return s.deps.Consumption.Rank(ctx, req) })
 }
 
 // exportOperat answers /api/v1/exports/operat?year=[&epci=]: the OPERAT preparation CSV of the caller's
@@ -250,17 +247,13 @@ func (s *Server) siteInScope(w http.ResponseWriter, p Principal, id string) bool
 	return true
 }
 
-// dateRange reads from and to (YYYY-MM-DD, Paris; to included) into [from, to+1 day).
-func dateRange(q url.Values) (time.Time, time.Time, error) {
-	from, err := time.ParseInLocation(time.DateOnly, q.Get("from"), sun.Paris())
-	if err != nil {
-		return time.Time{}, time.Time{}, badRequest("from: want YYYY-MM-DD")
-	}
-	to, err := time.ParseInLocation(time.DateOnly, q.Get("to"), sun.Paris())
-	if err != nil {
+// dateRange reads from and to (YYYY-MM-DD, Paris; to required and included) into [from, to+1 day).
+func dateRange(r *http.Request) (time.Time, time.Time, error) {
+	if r.URL.Query().Get("to") == "" {
 		return time.Time{}, time.Time{}, badRequest("to: want YYYY-MM-DD")
 	}
-	return from, to.AddDate(0, 0, 1), nil
+	from, to, err := reportRange(r)
+	return from, to.AddDate(0, 0, 1), err
 }
 
 // siteLoad answers /api/v1/power/sites/{id}?from=&to=&every=10m: the electric load curve and load-duration curve.
@@ -269,7 +262,7 @@ func (s *Server) siteLoad(w http.ResponseWriter, r *http.Request, p Principal) {
 		return
 	}
 	q := r.URL.Query()
-	from, to, err := dateRange(q)
+	from, to, err := dateRange(r)
 	if err != nil {
 		s.fail(w, err)
 		return
@@ -281,14 +274,9 @@ func (s *Server) siteLoad(w http.ResponseWriter, r *http.Request, p Principal) {
 			return
 		}
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
-	defer cancel()
-	c, err := s.deps.Consumption.Load(ctx, r.PathValue("id"), from, to, every)
-	if err != nil {
-		s.consumptionFail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, c)
+	s.answer(w, r, func(ctx context.Context) (any, error) {
+		return s.deps.Consumption.Load(ctx, r.PathValue("id"), from, to, every)
+	})
 }
 
 // siteSubscription answers /api/v1/power/sites/{id}/subscription?year=: monthly peaks against the subscribed
@@ -302,14 +290,9 @@ func (s *Server) siteSubscription(w http.ResponseWriter, r *http.Request, p Prin
 		s.fail(w, err)
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
-	defer cancel()
-	adv, err := s.deps.Consumption.Subscription(ctx, r.PathValue("id"), year)
-	if err != nil {
-		s.consumptionFail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, adv)
+	s.answer(w, r, func(ctx context.Context) (any, error) {
+		return s.deps.Consumption.Subscription(ctx, r.PathValue("id"), year)
+	})
 }
 
 // coincidentPeak answers /api/v1/power/peaks?epci=&from=&to=: the hour an EPCI's buildings drew the most,
@@ -328,17 +311,10 @@ func (s *Server) coincidentPeak(w http.ResponseWriter, r *http.Request, p Princi
 		writeError(w, http.StatusForbidden, "epci: outside your EPCIs")
 		return
 	}
-	from, to, err := dateRange(q)
+	from, to, err := dateRange(r)
 	if err != nil {
 		s.fail(w, err)
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
-	defer cancel()
-	cp, err := s.deps.Consumption.Coincident(ctx, epci, from, to)
-	if err != nil {
-		s.consumptionFail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, cp)
+	s.answer(w, r, func(ctx context.Context) (any, error) { return s.deps.Consumption.Coincident(ctx, epci, from, to) })
 }
