@@ -150,6 +150,24 @@ func (r *rig) open() {
 	r.svc, r.db = svc, db
 }
 
+// sync pushes the programs of the night in force.
+func (r *rig) sync() {
+	r.t.Helper()
+	if err := r.svc.SyncPrograms(context.Background(), r.now); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// override asks alice's override of device at level for d from now.
+func (r *rig) override(device string, level float64, d time.Duration) (Override, []Command) {
+	r.t.Helper()
+	o, cmds, err := r.svc.CreateOverride(context.Background(), OverrideRequest{Device: device, Level: level, Until: r.now.Add(d), Reason: "essai"}, "alice", nil)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return o, cmds
+}
+
 func (r *rig) lastSeen(device string) int64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -205,9 +223,7 @@ var laonEvening = time.Date(2027, 1, 12, 18, 0, 0, 0, paris)
 func TestSyncPrograms(t *testing.T) {
 	r := newRig(t, laonEvening)
 	ctx := context.Background()
-	if err := r.svc.SyncPrograms(ctx, r.now); err != nil {
-		t.Fatal(err)
-	}
+	r.sync()
 	msgs := r.pub.take()
 	if len(msgs) != 3 {
 		t.Fatalf("%d messages, want a program for each of the 3 controllers: %+v", len(msgs), msgs)
@@ -266,9 +282,7 @@ func TestSyncPrograms(t *testing.T) {
 		t.Fatalf("second sync the same night published again (%v)", err)
 	}
 	r.now = time.Date(2027, 1, 13, 12, 0, 1, 0, paris)
-	if err := r.svc.SyncPrograms(ctx, r.now); err != nil {
-		t.Fatal(err)
-	}
+	r.sync()
 	next := r.pub.take()
 	if len(next) != 3 {
 		t.Fatalf("%d programs the next day, want 3", len(next))
@@ -288,9 +302,7 @@ func TestSyncPrograms(t *testing.T) {
 func TestProgramAckedAndMeasured(t *testing.T) {
 	r := newRig(t, laonEvening)
 	ctx := context.Background()
-	if err := r.svc.SyncPrograms(ctx, r.now); err != nil {
-		t.Fatal(err)
-	}
+	r.sync()
 	r.pub.take()
 	v := r.svc.programs["ctrl-1"].Version
 	r.ack("ctrl-1", Ack{ID: ProgramAckID(v), Status: AckOK, Level: 100})
@@ -328,15 +340,10 @@ func TestProgramAckedAndMeasured(t *testing.T) {
 func TestOverrideEndToEnd(t *testing.T) {
 	r := newRig(t, laonEvening)
 	ctx := context.Background()
-	if err := r.svc.SyncPrograms(ctx, r.now); err != nil {
-		t.Fatal(err)
-	}
+	r.sync()
 	r.pub.take()
 	r.hear("ctrl-1")
-	o, cmds, err := r.svc.CreateOverride(ctx, OverrideRequest{Device: "ctrl-1", Level: 30, Until: r.now.Add(time.Hour), Reason: "essai"}, "alice", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	o, cmds := r.override("ctrl-1", 30, time.Hour)
 	if len(cmds) != 1 || o.Target != "ctrl-1" {
 		t.Fatalf("override %+v, commands %+v", o, cmds)
 	}
@@ -421,10 +428,7 @@ func TestCommandRetriesAndOffline(t *testing.T) {
 	r := newRig(t, laonEvening)
 	ctx := context.Background()
 	r.hear("ctrl-1")
-	_, cmds, err := r.svc.CreateOverride(ctx, OverrideRequest{Device: "ctrl-1", Level: 50, Until: r.now.Add(2 * time.Hour), Reason: "essai"}, "alice", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, cmds := r.override("ctrl-1", 50, 2*time.Hour)
 	id := cmds[0].ID
 	if n := len(r.pub.take()); n != 1 {
 		t.Fatalf("%d sends, want 1", n)
@@ -459,10 +463,7 @@ func TestCommandRetriesAndOffline(t *testing.T) {
 
 	// Offline: a controller not heard for 15 minutes gets its command when it reports again.
 	r.advance(20 * time.Minute)
-	_, cmds, err = r.svc.CreateOverride(ctx, OverrideRequest{Device: "ctrl-1", Level: 10, Until: r.now.Add(2 * time.Hour), Reason: "essai"}, "alice", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, cmds = r.override("ctrl-1", 10, 2*time.Hour)
 	id = cmds[0].ID
 	if n := len(r.pub.take()); n != 0 {
 		t.Fatalf("%d sends to an offline controller, want it queued", n)
@@ -488,9 +489,7 @@ func TestCommandRetriesAndOffline(t *testing.T) {
 
 func TestCommandedSparesBoost(t *testing.T) {
 	r := newRig(t, laonEvening)
-	if err := r.svc.SyncPrograms(context.Background(), r.now); err != nil {
-		t.Fatal(err)
-	}
+	r.sync()
 	// Soissons runs "detection": 20 % from 22:00 with a presence boost, so a controller may rightly report
 	// 100 %: the level is not judged then. Before 22:00 it is.
 	if _, _, ok := r.svc.Commanded("ctrl-s", time.Date(2027, 1, 12, 23, 0, 0, 0, paris)); ok {
@@ -508,14 +507,9 @@ func TestCommandedSparesBoost(t *testing.T) {
 func TestServiceRestart(t *testing.T) {
 	r := newRig(t, laonEvening)
 	ctx := context.Background()
-	if err := r.svc.SyncPrograms(ctx, r.now); err != nil {
-		t.Fatal(err)
-	}
+	r.sync()
 	r.hear("ctrl-1")
-	o, cmds, err := r.svc.CreateOverride(ctx, OverrideRequest{Device: "ctrl-1", Level: 30, Until: r.now.Add(time.Hour), Reason: "essai"}, "alice", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	o, cmds := r.override("ctrl-1", 30, time.Hour)
 	r.pub.take()
 	r.db.Close()
 	r.open() // a restart: same database
@@ -550,10 +544,7 @@ func TestServiceRestart(t *testing.T) {
 
 func TestProgramResent(t *testing.T) {
 	r := newRig(t, laonEvening)
-	ctx := context.Background()
-	if err := r.svc.SyncPrograms(ctx, r.now); err != nil {
-		t.Fatal(err)
-	}
+	r.sync()
 	first := r.pub.take()
 	// ctrl-1 acks; the others do not: theirs go out again after 10 s, 20 s, then no more (3 attempts).
 	r.ack("ctrl-1", Ack{ID: ProgramAckID(r.svc.programs["ctrl-1"].Version), Status: AckOK})
@@ -590,9 +581,7 @@ func TestSyncStopsWhenTheBrokerRefuses(t *testing.T) {
 	}
 	// Back up: the next sync pushes every program (the failed one again).
 	r.pub.fail = nil
-	if err := r.svc.SyncPrograms(ctx, r.now); err != nil {
-		t.Fatal(err)
-	}
+	r.sync()
 	if n := len(r.pub.take()); n != 3 {
 		t.Errorf("%d programs pushed once the broker is back, want 3", n)
 	}
@@ -620,9 +609,7 @@ func TestBadAcksIgnored(t *testing.T) {
 func TestSetPlanKeepsEdits(t *testing.T) {
 	r := newRig(t, laonEvening)
 	ctx := context.Background()
-	if err := r.svc.SyncPrograms(ctx, r.now); err != nil {
-		t.Fatal(err)
-	}
+	r.sync()
 	r.pub.take()
 	// An edit through the API: "detection" dims to 10 % instead of 20 %.
 	def, _ := r.svc.Plan().Program("detection")
@@ -641,9 +628,7 @@ func TestSetPlanKeepsEdits(t *testing.T) {
 	if d, _ := r.svc.Plan().Program("detection"); d.Steps[0].Level != 10 {
 		t.Errorf("the API edit was lost by the reload: %+v", d.Steps)
 	}
-	if err := r.svc.SyncPrograms(ctx, r.now); err != nil {
-		t.Fatal(err)
-	}
+	r.sync()
 	got := map[string]Program{}
 	msgs := r.pub.take()
 	for _, m := range msgs {
@@ -668,10 +653,7 @@ func TestSetPlanKeepsEdits(t *testing.T) {
 func TestBacklogMeansOnline(t *testing.T) {
 	r := newRig(t, laonEvening)
 	ctx := context.Background()
-	_, cmds, err := r.svc.CreateOverride(ctx, OverrideRequest{Device: "ctrl-1", Level: 20, Until: r.now.Add(time.Hour), Reason: "essai"}, "alice", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, cmds := r.override("ctrl-1", 20, time.Hour)
 	if c, _ := r.db.Command(ctx, cmds[0].ID); c.State != StateQueued {
 		t.Fatalf("command %s, want queued (never heard)", c.State)
 	}
@@ -701,17 +683,12 @@ func TestAckBeforePublishReturns(t *testing.T) {
 			r.ack("ctrl-1", Ack{ID: ProgramAckID(p.Version), Status: AckOK})
 		}
 	}
-	if err := r.svc.SyncPrograms(ctx, r.now); err != nil {
-		t.Fatal(err)
-	}
+	r.sync()
 	v := r.svc.programs["ctrl-1"].Version
 	if st := r.svc.programs["ctrl-1"].State; st != StateAcked {
 		t.Errorf("program %s, want acked", st)
 	}
-	_, cmds, err := r.svc.CreateOverride(ctx, OverrideRequest{Device: "ctrl-1", Level: 40, Until: r.now.Add(time.Hour), Reason: "essai"}, "alice", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, cmds := r.override("ctrl-1", 40, time.Hour)
 	if c, _ := r.db.Command(ctx, cmds[0].ID); c.State != StateAcked {
 		t.Errorf("command %s, want acked", c.State)
 	}
@@ -728,14 +705,9 @@ func TestAckBeforePublishReturns(t *testing.T) {
 func TestCancelMeasuredOverride(t *testing.T) {
 	r := newRig(t, laonEvening)
 	ctx := context.Background()
-	if err := r.svc.SyncPrograms(ctx, r.now); err != nil {
-		t.Fatal(err)
-	}
+	r.sync()
 	r.hear("ctrl-1")
-	o, cmds, err := r.svc.CreateOverride(ctx, OverrideRequest{Device: "ctrl-1", Level: 30, Until: r.now.Add(time.Hour), Reason: "essai"}, "alice", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	o, cmds := r.override("ctrl-1", 30, time.Hour)
 	r.ack("ctrl-1", Ack{ID: cmds[0].ID, Status: AckOK, Level: 30})
 	r.advance(5 * time.Minute)
 	r.report("ctrl-1", 30, 700)
