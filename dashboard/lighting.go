@@ -397,30 +397,15 @@ func (s *Server) lightingOverrides(w http.ResponseWriter, r *http.Request, p Pri
 
 // overrideVisible: a scoped principal sees an override when it sees at least one controller it targets.
 func (s *Server) overrideVisible(o lighting.Override, p Principal) bool {
-	sc := scopeOf(p)
-	if sc.all {
+	if scopeOf(p).all {
 		return true
 	}
-	devs, err := s.deps.Lighting.Controllers(groupOrEmpty(o), deviceOrEmpty(o))
-	if err != nil {
-		return false
-	}
-	reg := s.reg()
-	return slices.ContainsFunc(devs, func(d hv.Device) bool { site, _ := reg.Site(d.Site); return sc.has(site.EPCI) })
-}
-
-func groupOrEmpty(o lighting.Override) string {
-	if o.TargetKind == "group" {
-		return o.Target
-	}
-	return ""
-}
-
-func deviceOrEmpty(o lighting.Override) string {
+	group, device := o.Target, ""
 	if o.TargetKind == "device" {
-		return o.Target
+		group, device = "", o.Target
 	}
-	return ""
+	devs, err := s.deps.Lighting.Controllers(group, device)
+	return err == nil && slices.ContainsFunc(devs, s.deviceAllowed(p))
 }
 
 // deviceAllowed says whether p may command a device.

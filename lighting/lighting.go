@@ -1,6 +1,8 @@
-// Package lighting will drive street-light dimming (issue: street-lighting control): astronomical clock,
-// programs, overrides and commands tracked end to end. The MQTT contract it speaks with the controllers is
-// fixed in contract.go: topics, program, command and acknowledgement payloads.
+// Package lighting drives street-light dimming: the plan (programs, calendars, groups, decrees; plan.go,
+// load.go, calendar.go) resolved into nightly timelines at each cabinet (resolve.go, with lighting/sun), the
+// service that pushes them and tracks overrides as commands end to end with an audit log (service.go, db.go,
+// mqtt.go), and the savings, compliance and lamp-life reports (report.go, life.go). The contract with the
+// controllers is contract.go (MQTT) and lorawan.go (ChirpStack and The Things Stack downlinks).
 package lighting
 
 // Topic patterns of the controller contract (DESIGN.md): the service publishes programs and commands,
