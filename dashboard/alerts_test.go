@@ -43,7 +43,7 @@ func (f *fixture) send(t *testing.T, method, target, who string, body any) (int,
 	t.Helper()
 	b, _ := json.Marshal(body)
 	req := httptest.NewRequest(method, target, bytes.NewReader(b))
-	req.Header.Set("Authorization", "Bearer "+f.tokens[who])
+	f.authorize(req, who, f.tokens[who])
 	rec := httptest.NewRecorder()
 	f.h.ServeHTTP(rec, req)
 	var out map[string]any

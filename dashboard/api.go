@@ -37,8 +37,9 @@ func (s scope) has(epci string) bool { return s.all || epci != "" && slices.Cont
 // syndicate's staff with the whole département in scope does.
 func seesUnregistered(p Principal) bool { return p.Role.staff() && scopeOf(p).all }
 
+// me answers the caller, with its CSRF token when it is a browser session (session.go).
 func (s *Server) me(w http.ResponseWriter, _ *http.Request, p Principal) {
-	writeJSON(w, http.StatusOK, p)
+	writeJSON(w, http.StatusOK, viewOf(p))
 }
 
 func (s *Server) formats(w http.ResponseWriter, _ *http.Request, _ Principal) {
@@ -228,7 +229,7 @@ func badRequest(format string, args ...any) error {
 
 func (s *Server) series(w http.ResponseWriter, r *http.Request, p Principal) {
 	reg := s.reg()
-	qs, metrics, err := s.seriesQuery(r.URL.Query(), reg, p)
+	qs, metrics, err := s.seriesQuery(r.URL.Query(), reg, p, MaxPoints)
 	if err != nil {
 		var he *httpError
 		if errors.As(err, &he) {
@@ -252,15 +253,8 @@ func (s *Server) series(w http.ResponseWriter, r *http.Request, p Principal) {
 			return
 		}
 		for _, sr := range res {
-			// Defence in depth: the EPCI filter was forced, but a series that still falls outside the scope
-			// (or belongs to an unregistered device the caller may not see) is dropped, never sent.
-			if !sc.has(sr.EPCI) {
+			if !seriesVisible(reg, sc, p, sr) {
 				continue
-			}
-			if !seesUnregistered(p) {
-				if _, _, ok := reg.Device(sr.Device); !ok {
-					continue
-				}
 			}
 			if sr.Unit == "" {
 				sr.Unit = sr.Metric.Unit()
@@ -292,8 +286,24 @@ func (s *Server) series(w http.ResponseWriter, r *http.Request, p Principal) {
 	writeJSON(w, http.StatusOK, resp)
 }
 
-// seriesQuery parses and checks the parameters, and narrows the query to the principal's scope.
-func (s *Server) seriesQuery(v url.Values, reg *registry.Registry, p Principal) (hv.Query, []hv.Metric, error) {
+// seriesVisible is the defence in depth of series answers: the EPCI filter was forced, but a series that
+// still falls outside the scope (or belongs to an unregistered device the caller may not see) is dropped,
+// never sent.
+func seriesVisible(reg *registry.Registry, sc scope, p Principal, sr hv.Series) bool {
+	if !sc.has(sr.EPCI) {
+		return false
+	}
+	if !seesUnregistered(p) {
+		if _, _, ok := reg.Device(sr.Device); !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// seriesQuery parses and checks the parameters, and narrows the query to the principal's scope; more than
+// maxWindows windows per series is a 400.
+func (s *Server) seriesQuery(v url.Values, reg *registry.Registry, p Principal, maxWindows int64) (hv.Query, []hv.Metric, error) {
 	var q hv.Query
 	for k := range v {
 		if !slices.Contains(seriesParams, k) {
@@ -338,8 +348,8 @@ func (s *Server) seriesQuery(v url.Values, reg *registry.Registry, p Principal) 
 			return q, nil, badRequest("every: must be a whole number of milliseconds")
 		}
 		q.Every = d.Milliseconds()
-		if n := (q.To - q.From) / q.Every; n > MaxPoints {
-			return q, nil, badRequest("every: %d windows per series is more than %d: use a larger every or a shorter range", n, MaxPoints)
+		if n := (q.To - q.From) / q.Every; n > maxWindows {
+			return q, nil, badRequest("every: %d windows per series is more than %d: use a larger every or a shorter range", n, maxWindows)
 		}
 	}
 	agg, err := hv.ParseAgg(v.Get("agg"))

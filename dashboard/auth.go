@@ -42,6 +42,10 @@ type Principal struct {
 	Name  string   `json:"name"`
 	Role  Role     `json:"role"`
 	EPCIs []string `json:"epcis,omitempty"`
+
+	// session is set when the principal came with a browser session cookie: its state-changing requests
+	// must then carry the session's CSRF token (csrf.go).
+	session *sessionRef
 }
 
 // Authenticator finds the principal of a request. It returns an error wrapping ErrNoCredentials when the
@@ -58,8 +62,9 @@ var (
 	ErrNoCredentials = fmt.Errorf("no credentials: %w", ErrUnauthenticated)
 )
 
-// Chain tries authenticators in order: the first that finds credentials decides. This is the seam for the
-// browser session cookie (a later issue) next to API tokens: Chain(sessions, tokens).
+// Chain tries authenticators in order: the first that finds credentials decides. The service chains the
+// browser session cookie, the API tokens stored with the users, then the configured tokens:
+// Chain(accounts.Sessions(), accounts.Tokens(), configured).
 func Chain(auths ...Authenticator) Authenticator { return chain(auths) }
 
 type chain []Authenticator

@@ -96,7 +96,17 @@ func (s *Server) consumption(w http.ResponseWriter, r *http.Request, p Principal
 	if !s.analyticsOn(w) {
 		return
 	}
-	q := r.URL.Query()
+	req, err := s.consumptionRequest(r.URL.Query(), p)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	s.answer(w, r, func(ctx context.Context) (any, error) { return s.deps.Consumption.Consumption(ctx, req) })
+}
+
+// consumptionRequest reads the parameters of /api/v1/consumption (and of its exports) into a request the
+// principal may ask: a scope outside its EPCIs is a 403.
+func (s *Server) consumptionRequest(q url.Values, p Principal) (reporting.Request, error) {
 	req := reporting.Request{Scope: q.Get("scope"), Usage: q.Get("usage")}
 	if req.Scope == "" {
 		req.Scope = "departement"
@@ -106,12 +116,10 @@ func (s *Server) consumption(w http.ResponseWriter, r *http.Request, p Principal
 	}
 	ok, err := s.scopeAllowed(p, req.Scope)
 	if err != nil {
-		s.fail(w, err)
-		return
+		return req, err
 	}
 	if !ok {
-		writeError(w, http.StatusForbidden, "scope: outside your EPCIs")
-		return
+		return req, &httpError{http.StatusForbidden, "scope: outside your EPCIs"}
 	}
 	for _, f := range q["fluid"] {
 		for _, x := range strings.Split(f, ",") {
@@ -119,23 +127,19 @@ func (s *Server) consumption(w http.ResponseWriter, r *http.Request, p Principal
 		}
 	}
 	if req.From, err = parseDate("from", q.Get("from")); err != nil {
-		s.fail(w, err)
-		return
+		return req, err
 	}
 	if req.To, err = parseDate("to", q.Get("to")); err != nil {
-		s.fail(w, err)
-		return
+		return req, err
 	}
 	if req.Every, err = reporting.ParseEvery(q.Get("every")); err != nil {
-		s.fail(w, err)
-		return
+		return req, err
 	}
 	if req.Per, err = reporting.ParsePer(q.Get("per")); err != nil {
-		s.fail(w, err)
-		return
+		return req, err
 	}
 	req.Climate, req.YearOverYear = q.Get("climate") == "true", q.Get("yoy") == "true"
-	s.answer(w, r, func(ctx context.Context) (any, error) { return s.deps.Consumption.Consumption(ctx, req) })
+	return req, nil
 }
 
 // ranking answers /api/v1/consumption/ranking?epci=&fluid=&usage=&year=&per=m2&climate=true: the buildings
@@ -166,6 +170,24 @@ func (s *Server) ranking(w http.ResponseWriter, r *http.Request, p Principal) {
 	s.answer(w, r, func(ctx context.Context) (any, error) { return s.deps.Consumption.Rank(ctx, req) })
 }
 
+// requestedEPCIs reads the repeatable "epci" parameter of a report: each must be in the caller's scope
+// (403); none means the caller's EPCIs (nil for the whole département).
+func requestedEPCIs(q url.Values, p Principal) ([]string, error) {
+	sc := scopeOf(p)
+	epcis := q["epci"]
+	for _, e := range epcis {
+		if !sc.has(e) {
+			return nil, &httpError{status: http.StatusForbidden, msg: "epci: " + e + " is outside your EPCIs"}
+		}
+	}
+	if len(epcis) == 0 && !sc.all {
+		if epcis = sc.epcis; len(epcis) == 0 {
+			return nil, &httpError{status: http.StatusForbidden, msg: "no EPCI in your scope"}
+		}
+	}
+	return epcis, nil
+}
+
 // exportOperat answers /api/v1/exports/operat?year=[&epci=]: the OPERAT preparation CSV of the caller's
 // buildings subject to the décret tertiaire (a pilote: its EPCIs only).
 func (s *Server) exportOperat(w http.ResponseWriter, r *http.Request, p Principal) {
@@ -178,24 +200,14 @@ func (s *Server) exportOperat(w http.ResponseWriter, r *http.Request, p Principa
 		s.fail(w, err)
 		return
 	}
-	sc := scopeOf(p)
-	epcis := q["epci"]
-	for _, e := range epcis {
-		if !sc.has(e) {
-			writeError(w, http.StatusForbidden, "epci: "+e+" is outside your EPCIs")
-			return
-		}
-	}
-	if len(epcis) == 0 && !sc.all {
-		epcis = sc.epcis
-		if len(epcis) == 0 {
-			writeError(w, http.StatusForbidden, "no EPCI in your scope")
-			return
-		}
+	epcis, err := requestedEPCIs(q, p)
+	if err != nil {
+		s.fail(w, err)
+		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
 	defer cancel()
-	rows, err := s.deps.Consumption.OperatExport(ctx, year, epcis, nil)
+	rows, err := s.deps.Consumption.OperatExport(ctx, year, epcis)
 	if err != nil {
 		s.consumptionFail(w, err)
 		return

@@ -496,7 +496,9 @@ func (s *Server) lightingCommand(w http.ResponseWriter, r *http.Request, p Princ
 
 // audit is the audit log (staff only): lighting commands, overrides, programs, work items.
 func (s *Server) audit(w http.ResponseWriter, r *http.Request, _ Principal) {
-	if !s.lightingOn(w) {
+	al := s.auditLog() // lighting's, or the one Deps.Audit shares with logins and user changes
+	if al == nil {
+		writeError(w, http.StatusNotFound, "audit log not enabled")
 		return
 	}
 	q := r.URL.Query()
@@ -513,7 +515,7 @@ func (s *Server) audit(w http.ResponseWriter, r *http.Request, _ Principal) {
 		s.fail(w, err)
 		return
 	}
-	entries, err := s.deps.Lighting.DB().AuditLog(r.Context(), f)
+	entries, err := al.AuditLog(r.Context(), f)
 	if err != nil {
 		s.lightingFail(w, err)
 		return

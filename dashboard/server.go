@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -45,6 +46,14 @@ type Deps struct {
 	Lighting *lighting.Service
 	// Consumption is the consumption analytics (rollups); nil: its routes answer 404.
 	Consumption *reporting.Analytics
+	// BACS is the décret BACS report (monthly archive, losses of efficiency); nil: its routes answer 404.
+	BACS *reporting.BACS
+	// Accounts are the users (login sessions, stored API tokens, the user admin API); nil: those routes
+	// answer 404. Its authenticators go into Auth: Chain(accounts.Sessions(), accounts.Tokens(), …).
+	Accounts *Accounts
+	// Audit is the audit log of logins and user changes, and the one /api/v1/audit reads; nil: the
+	// lighting service's (the same table), else logins are only logged.
+	Audit AuditLog
 }
 
 // Limits of the series API: beyond them a response is too large for a browser to draw anyway.
@@ -67,6 +76,9 @@ type Server struct {
 	mux      *http.ServeMux
 	routes   []route
 	now      func() time.Time
+
+	boardOnce sync.Once
+	board     *boardFeed // the /ws feed (wsboard.go), made on first use
 }
 
 // route is one entry of the route table: the table is registered on the mux and walked by the test that
@@ -80,6 +92,7 @@ type route struct {
 var (
 	allRoles   = Roles
 	staffRoles = []Role{RoleAdmin, RoleTechnicien} // the syndicate's people who act on alerts
+	adminRoles = []Role{RoleAdmin}
 )
 
 // New builds the server. It panics when a required dependency is missing: that is a wiring bug.
@@ -100,7 +113,15 @@ func New(deps Deps, logger *slog.Logger) *Server {
 		{"GET", "/readyz", nil, s.readyz},
 		{"GET", "/metrics", nil, s.metrics},
 		{"GET", "/api/openapi.json", nil, s.openapi},
+		{"GET", webIndexPath, nil, s.webIndex}, // the web UI (web.go): public files, data from the API
+		{"GET", webStaticPath, nil, s.webStatic},
 		{"GET", "/api/v1/me", allRoles, s.me},
+		{"POST", "/api/v1/session", nil, s.login},
+		{"DELETE", "/api/v1/session", allRoles, s.logout},
+		{"GET", "/api/v1/users", adminRoles, s.listUsers},
+		{"POST", "/api/v1/users", adminRoles, s.createUser},
+		{"PATCH", "/api/v1/users/{name}", adminRoles, s.patchUser},
+		{"DELETE", "/api/v1/users/{name}", adminRoles, s.deleteUser},
 		{"GET", "/api/v1/territory", allRoles, s.territory},
 		{"GET", "/api/v1/sites", allRoles, s.sites},
 		{"GET", "/api/v1/devices", allRoles, s.devices},
@@ -132,10 +153,17 @@ func New(deps Deps, logger *slog.Logger) *Server {
 		{"GET", "/api/v1/consumption/ranking", allRoles, s.ranking},
 		{"GET", "/api/v1/exports/operat", allRoles, s.exportOperat},
 		{"GET", "/api/v1/exports/opendata", allRoles, s.exportOpenData},
+		{"GET", "/api/v1/bacs", allRoles, s.bacs},
+		{"GET", "/api/v1/exports/bacs", allRoles, s.exportBACS},
+		{"GET", "/api/v1/tertiaire", allRoles, s.tertiaire},
+		{"GET", "/api/v1/exports/tertiaire", allRoles, s.exportTertiaire},
+		{"GET", "/api/v1/exports/csv", allRoles, s.exportCSV},
+		{"GET", "/api/v1/exports/json", allRoles, s.exportJSON},
 		{"GET", "/api/v1/power/sites/{id}", allRoles, s.siteLoad},
 		{"GET", "/api/v1/power/sites/{id}/subscription", allRoles, s.siteSubscription},
 		{"GET", "/api/v1/power/peaks", allRoles, s.coincidentPeak},
 		{"GET", "/api/v1/ws", allRoles, s.ws},
+		{"GET", "/ws", allRoles, s.wsBoard},
 		{"GET", "/api/v1/alerts", allRoles, s.alerts},
 		{"GET", "/api/v1/alerts/{id}", allRoles, s.alert},
 		{"POST", "/api/v1/alerts/{id}/ack", staffRoles, s.ackAlert},
@@ -214,11 +242,11 @@ func (s *Server) wrap(rt route) http.Handler {
 			return
 		}
 		w.Header().Set("Cache-Control", "no-store")
-		if rt.path == "/api/v1/ws" {
+		if rt.path == "/api/v1/ws" || rt.path == "/ws" {
 			r = wsBearer(r)
 		}
 		p, ok := s.authenticate(w, r)
-		if !ok {
+		if !ok || !s.checkCSRF(w, r, p) {
 			return
 		}
 		if !p.Role.Valid() || !slices.Contains(rt.roles, p.Role) {

@@ -84,6 +84,11 @@ type fixture struct {
 	tokens map[string]string // principal name → plain token
 	ready  error
 	hub    *live.Hub
+	// With sessionMode (session_test.go): the user accounts, and each principal's login used by do and send
+	// instead of its token.
+	accounts *Accounts
+	sessions map[string]sessionCreds
+	clock    time.Time
 }
 
 // newFixture builds a server over a registry of two EPCI, hourly power readings of every device over the
@@ -154,9 +159,15 @@ func newFixtureWith(t *testing.T, registryFile string, edit func(reg *registry.R
 	if edit != nil {
 		edit(reg, st, &deps)
 	}
+	if sessionMode {
+		f.addAccounts(t, &deps, AccountsOptions{})
+	}
 	f.srv = New(deps, nil)
 	f.srv.now = func() time.Time { return now }
 	f.h = f.srv.Handler()
+	if sessionMode {
+		f.loginAll(t)
+	}
 	return f
 }
 
@@ -169,7 +180,7 @@ func (f *fixture) do(t *testing.T, method, target, who string) (int, map[string]
 		if !ok {
 			tok = who // a literal bad token
 		}
-		req.Header.Set("Authorization", "Bearer "+tok)
+		f.authorize(req, who, tok)
 	}
 	rec := httptest.NewRecorder()
 	f.h.ServeHTTP(rec, req)
@@ -488,6 +499,9 @@ func TestOpenAPI(t *testing.T) {
 	}
 	served := map[string]bool{}
 	for _, rt := range f.srv.routes {
+		if isWebRoute(rt.path) {
+			continue // the UI's files, not the API
+		}
 		key := rt.path + " " + strings.ToLower(rt.method)
 		served[key] = true
 		op, ok := doc.Paths[rt.path][strings.ToLower(rt.method)]

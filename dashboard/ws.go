@@ -20,7 +20,8 @@ import (
 //
 // Browsers cannot set an Authorization header on a websocket: they pass the token as a subprotocol,
 // "hyperviseur.bearer.<token>", next to "hyperviseur.v1", which the server selects (the Kubernetes API does
-// the same). A session cookie joins it with the dashboard's login (issue 6).
+// the same). The dashboard's session cookie works too: browsers send it with the upgrade, and the Origin
+// check below keeps another site's page from riding it.
 const (
 	wsProtocol      = "hyperviseur.v1"
 	wsBearerPrefix  = "hyperviseur.bearer."

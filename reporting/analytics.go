@@ -164,6 +164,8 @@ type Analytics struct {
 
 	mu  sync.Mutex
 	idx *regIndex // of the registry it was built from
+
+	refs referencesHolder // declared décret tertiaire references
 }
 
 // NewAnalytics returns the analytics over store and rollups; reg gives the current registry (it is swapped
@@ -842,6 +844,34 @@ type RankResponse struct {
 	Notes []string  `json:"notes,omitempty"`
 }
 
+// siteTotals sums the rollups of the selection's devices over p per site and fluid: energies in kWh (gas at
+// the configured kWh PCS per m³), water in m³. A site is listed with every selected fluid it has a meter of,
+// even one that counted nothing. The caller has made the rollups fresh over p.
+func (a *Analytics) siteTotals(ix *regIndex, sel selection, p period) map[string]map[hv.Fluid]float64 {
+	out := map[string]map[hv.Fluid]float64{}
+	r := a.rollups
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	for _, f := range sel.fluids {
+		byDev := r.series[FluidMetric(f)]
+		for _, di := range sel.devs[f] {
+			d := ix.devices[di]
+			var v float64
+			if s := byDev[d.ID]; s != nil {
+				v = s.sum(p.d0, p.d1)
+			}
+			if f != hv.Water {
+				v = *a.amount(f, v).KWh
+			}
+			if out[d.Site] == nil {
+				out[d.Site] = map[hv.Fluid]float64{}
+			}
+			out[d.Site][f] += v
+		}
+	}
+	return out
+}
+
 // Rank ranks the buildings of an EPCI (or the département) by their consumption of a year, most consuming
 // first (ties by site id).
 func (a *Analytics) Rank(ctx context.Context, req RankRequest) (*RankResponse, error) {
@@ -893,24 +923,9 @@ func (a *Analytics) Rank(ctx context.Context, req RankRequest) (*RankResponse, e
 		heat         map[hv.Fluid]float64 // heating fluids, kWh, to correct
 	}
 	bySite := map[string]*siteYear{}
-	r := a.rollups
-	r.mu.RLock()
-	for _, f := range sel.fluids {
-		byDev := r.series[FluidMetric(f)]
-		for _, di := range sel.devs[f] {
-			d := ix.devices[di]
-			sy := bySite[d.Site]
-			if sy == nil {
-				sy = &siteYear{heat: map[hv.Fluid]float64{}}
-				bySite[d.Site] = sy
-			}
-			var v float64
-			if s := byDev[d.ID]; s != nil {
-				v = s.sum(p.d0, p.d1)
-			}
-			if f != hv.Water {
-				v = *a.amount(f, v).KWh
-			}
+	for id, byFluid := range a.siteTotals(ix, sel, p) {
+		sy := &siteYear{heat: map[hv.Fluid]float64{}}
+		for f, v := range byFluid {
 			sy.total += v
 			if heating(f) {
 				sy.heat[f] += v
@@ -918,8 +933,8 @@ func (a *Analytics) Rank(ctx context.Context, req RankRequest) (*RankResponse, e
 				sy.other += v
 			}
 		}
+		bySite[id] = sy
 	}
-	r.mu.RUnlock()
 	var cl *climateCalc
 	if req.Climate {
 		cl = a.newClimate(ctx)

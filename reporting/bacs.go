@@ -97,6 +97,20 @@ func (m YearMonth) Next() YearMonth {
 	return YearMonth{m.Year, m.Month + 1}
 }
 
+// AddMonths is the month n months after m (before it when n is negative).
+func (m YearMonth) AddMonths(n int) YearMonth {
+	i := m.Year*12 + int(m.Month) - 1 + n
+	return YearMonth{i / 12, time.Month(i%12 + 1)}
+}
+
+// Start is the month's first instant in loc.
+func (m YearMonth) Start(loc *time.Location) time.Time {
+	return time.Date(m.Year, m.Month, 1, 0, 0, 0, 0, loc)
+}
+
+// Before reports whether m comes before o.
+func (m YearMonth) Before(o YearMonth) bool { return m.compare(o) < 0 }
+
 // Hours is the month's length in loc, in hours: 743 or 745 for the months clocks change in.
 func (m YearMonth) Hours(loc *time.Location) int {
 	start := time.Date(m.Year, m.Month, 1, 0, 0, 0, 0, loc)
@@ -182,8 +196,11 @@ type BACSOptions struct {
 	// ReferenceYear: zones without a configured Reference compare each month with the same month of this
 	// year in their own data (its months are marked MonthReference). 0: such zones have no reference.
 	ReferenceYear int
-	ThresholdPct  float64 // a month is over when above its reference by more than this; default 10
-	Months        int     // consecutive months over that make a finding; default 2
+	// PreviousYear: zones without a configured Reference compare each month with the same month one year
+	// earlier in their own data (a rolling reference: what the service does). Exclusive with ReferenceYear.
+	PreviousYear bool
+	ThresholdPct float64 // a month is over when above its reference by more than this; default 10
+	Months       int     // consecutive months over that make a finding; default 2
 	// MinCoverage is the share of a month's hours that must have a value for the month to be compared;
 	// default 0.9. A meter reporting less often than hourly (a daily gas index) fills few hours and its
 	// months show incomplete: it does not log hourly as the décret requires.
@@ -219,6 +236,9 @@ func (o BACSOptions) Validate() error {
 		return fmt.Errorf("bacs options: min_coverage: %w: %v, want in (0, 1]", hv.ErrInvalid, o.MinCoverage)
 	case o.ReferenceYear < 0:
 		return fmt.Errorf("bacs options: reference_year: %w: %d", hv.ErrInvalid, o.ReferenceYear)
+	case o.ReferenceYear > 0 && o.PreviousYear:
+		return fmt.Errorf("bacs options: reference_year: %w: a fixed reference year and the previous year both asked",
+			hv.ErrInvalid)
 	}
 	return nil
 }
@@ -370,7 +390,7 @@ func (z BACSZone) compare(opts BACSOptions) ([]ZoneMonth, error) {
 	if err != nil {
 		return nil, err
 	}
-	ownReference := z.Reference == nil && opts.ReferenceYear > 0
+	ownReference := z.Reference == nil && (opts.ReferenceYear > 0 || opts.PreviousYear)
 	byMonth := make(map[YearMonth]MonthKWh, len(months))
 	for _, m := range months {
 		byMonth[m.Month] = m
@@ -384,6 +404,9 @@ func (z BACSZone) compare(opts BACSOptions) ([]ZoneMonth, error) {
 		switch {
 		case ownReference:
 			ref := YearMonth{opts.ReferenceYear, k.Month.Month}
+			if opts.PreviousYear {
+				ref.Year = k.Month.Year - 1
+			}
 			rm, ok := byMonth[ref]
 			if ok && float64(rm.Hours) >= opts.MinCoverage*float64(ref.Hours(opts.Location)) {
 				zm.ReferenceKWh, zm.HasReference = rm.KWh, true
@@ -398,7 +421,7 @@ func (z BACSZone) compare(opts BACSOptions) ([]ZoneMonth, error) {
 			zm.Adjusted = true
 		}
 		switch {
-		case ownReference && k.Month.Year == opts.ReferenceYear:
+		case ownReference && !opts.PreviousYear && k.Month.Year == opts.ReferenceYear:
 			zm.Status = MonthReference
 		case !complete:
 			zm.Status = MonthIncomplete

@@ -153,4 +153,31 @@ func BenchmarkConsumptionYear(b *testing.B) {
 		}
 		b.ReportMetric(float64(rows), "sites")
 	})
+	b.Run("tertiaire_departement", func(b *testing.B) {
+		tr, err := registry.DefaultTerritory()
+		if err != nil {
+			b.Fatal(err)
+		}
+		f, err := fleet.Generate(tr, fleet.Options{Seed: 1})
+		if err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		sim := simulators.NewRunner(f, 1, date(2024, 12, 1)).References(reporting.DefaultGasPCS)
+		b.Logf("references of %d buildings simulated in %s", len(sim), time.Since(start).Round(time.Millisecond))
+		refs := reporting.References{}
+		for _, r := range sim {
+			refs[r.Site] = reporting.Reference{Site: r.Site, Year: r.Year, KWh: r.KWh, DJU: r.DJU}
+		}
+		an.SetReferences(refs)
+		defer an.SetReferences(nil)
+		var rep *reporting.TertiaireReport
+		for b.Loop() {
+			if rep, err = an.Tertiaire(ctx, reporting.TertiaireRequest{}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(len(rep.Sites)), "sites")
+		b.Logf("summary %+v", rep.Summary)
+	})
 }

@@ -58,6 +58,14 @@ type Config struct {
 	// MaxHourlyDays bounds an hourly answer, read from the store itself.
 	MaxHourlyDays int `mapstructure:"max_hourly_days"`
 
+	// BACSMonthsKept is how many complete months of each meter's monthly consumption the state database keeps
+	// (décret BACS: five years), whatever the store's retention.
+	BACSMonthsKept int `mapstructure:"bacs_months_kept"`
+	// BACSThresholdPct and BACSLossMonths make a loss of efficiency: BACSLossMonths consecutive months above
+	// the same month of the previous year by more than BACSThresholdPct %.
+	BACSThresholdPct float64 `mapstructure:"bacs_threshold_pct"`
+	BACSLossMonths   int     `mapstructure:"bacs_loss_months"`
+
 	// Location is where days begin (nil: Europe/Paris); Now is the clock (nil: time.Now). Tests set them.
 	Location *time.Location   `mapstructure:"-"`
 	Now      func() time.Time `mapstructure:"-"`
@@ -66,16 +74,19 @@ type Config struct {
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
 	return Config{
-		Years:           DefaultYears,
-		ChunkDays:       14,
-		RefreshEvery:    30 * time.Second,
-		RecheckEvery:    10 * time.Minute,
-		RecentDays:      2,
-		MaxDeviceFilter: 256,
-		GasPCS:          DefaultGasPCS,
-		DJUBase:         18,
-		HeatingShare:    map[hv.Fluid]float64{hv.Gas: 1, hv.Heat: 1},
-		MaxHourlyDays:   93,
+		Years:            DefaultYears,
+		ChunkDays:        14,
+		RefreshEvery:     30 * time.Second,
+		RecheckEvery:     10 * time.Minute,
+		RecentDays:       2,
+		MaxDeviceFilter:  256,
+		GasPCS:           DefaultGasPCS,
+		DJUBase:          18,
+		HeatingShare:     map[hv.Fluid]float64{hv.Gas: 1, hv.Heat: 1},
+		MaxHourlyDays:    93,
+		BACSMonthsKept:   BACSMonthsKept,
+		BACSThresholdPct: DefaultBACSThresholdPct,
+		BACSLossMonths:   DefaultBACSMonths,
 	}
 }
 
@@ -103,6 +114,12 @@ func (c Config) Validate() error {
 		return bad("dju_base", "must be 10 to 25 °C, got %v", c.DJUBase)
 	case c.MaxHourlyDays < 1 || c.MaxHourlyDays > 400:
 		return bad("max_hourly_days", "must be 1 to 400, got %d", c.MaxHourlyDays)
+	case c.BACSMonthsKept < BACSMonthsKept || c.BACSMonthsKept > 1200:
+		return bad("bacs_months_kept", "must be %d (five years, the décret BACS) to 1200, got %d", BACSMonthsKept, c.BACSMonthsKept)
+	case !(c.BACSThresholdPct > 0 && c.BACSThresholdPct <= 1000):
+		return bad("bacs_threshold_pct", "must be above 0 and at most 1000 %%, got %v", c.BACSThresholdPct)
+	case c.BACSLossMonths < 1 || c.BACSLossMonths > 12:
+		return bad("bacs_loss_months", "must be 1 to 12, got %d", c.BACSLossMonths)
 	}
 	for _, y := range slices.Sorted(maps.Keys(c.ReferenceDJU)) {
 		if y < 1950 || y > 2100 {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	hv "github.com/useda02/hyperviseur"
 )
@@ -28,13 +29,14 @@ func OperatCategory(usage string) string { return usageCategory[usage] }
 // OperatExport builds the OPERAT rows of year for the buildings subject to the décret tertiaire
 // (Site.Tertiaire) in the EPCIs given (none: the whole département): each energy's consumption of the
 // calendar year from the rollups (electricity and heat in kWh, gas in m³ with the configured kWh PCS per m³),
-// the surface, the reference year and the indicative activity category. The reference consumption is declared
-// on OPERAT once, not metered here: refs gives it per site and energy when known (nil: empty cells). The
-// degree-day columns are left empty: the year's DJU are in the consumption API (climate=true).
-func (a *Analytics) OperatExport(ctx context.Context, year int, epcis []string, refs map[string]map[hv.Fluid]float64) ([]OperatRow, error) {
+// the surface, the indicative activity category, the declared reference (SetReferences: year, consumption
+// and degree days; empty cells for a building without one) and the year's degree days at the building's
+// weather station (empty when the station does not cover the whole year).
+func (a *Analytics) OperatExport(ctx context.Context, year int, epcis []string) ([]OperatRow, error) {
 	ix := a.index()
+	refs := a.references()
 	byFluid := map[hv.Fluid]map[string]float64{}
-	for _, f := range []hv.Fluid{hv.Electricity, hv.Gas, hv.Heat} {
+	for _, f := range energyFluids {
 		resp, err := a.Rank(ctx, RankRequest{Fluid: f, Year: year})
 		if err != nil {
 			return nil, fmt.Errorf("operat export: %w", err)
@@ -44,6 +46,9 @@ func (a *Analytics) OperatExport(ctx context.Context, year int, epcis []string, 
 			byFluid[f][r.Site] = r.Total
 		}
 	}
+	start := time.Date(year, 1, 1, 0, 0, 0, 0, a.loc)
+	p := span(start, start.AddDate(1, 0, 0), true)
+	cl := a.newClimate(ctx)
 	var rows []OperatRow
 	sites := slices.Clone(ix.sites)
 	slices.SortFunc(sites, func(a, b hv.Site) int { return cmp.Compare(a.ID, b.ID) })
@@ -52,14 +57,28 @@ func (a *Analytics) OperatExport(ctx context.Context, year int, epcis []string, 
 		if !site.Tertiaire || (len(epcis) > 0 && !slices.Contains(epcis, site.EPCI)) {
 			continue
 		}
-		for _, f := range []hv.Fluid{hv.Electricity, hv.Gas, hv.Heat} {
+		ref, hasRef := refs[id]
+		var dju float64
+		if st := ix.station[ix.site[id]]; st != "" {
+			y, err := cl.yearDJU(st, p)
+			if err != nil {
+				return nil, fmt.Errorf("operat export: %w", err)
+			}
+			if y.days == y.want {
+				dju = y.sum
+			}
+		}
+		for _, f := range energyFluids {
 			total, ok := byFluid[f][id]
-			ref := refs[id][f]
-			if !ok && ref == 0 {
+			refKWh, refOK := ref.KWh[f]
+			if !ok && !refOK {
 				continue // the building has no meter of this energy
 			}
-			row := OperatRow{Site: site, Category: OperatCategory(site.Usage), Fluid: f, KWh: total, ReferenceKWh: ref,
-				HeatingShare: DefaultHeatingShare(f, false)}
+			row := OperatRow{Site: site, Category: OperatCategory(site.Usage), Fluid: f, KWh: total, ReferenceKWh: refKWh,
+				HeatingShare: a.heatingShare(f), DJU: dju}
+			if hasRef {
+				row.ReferenceYear, row.ReferenceDJU = ref.Year, ref.DJU
+			}
 			if f == hv.Gas {
 				row.KWh, row.GasM3, row.GasKWhPerM3 = 0, total/a.cfg.GasPCS, a.cfg.GasPCS
 			}
@@ -68,3 +87,7 @@ func (a *Analytics) OperatExport(ctx context.Context, year int, epcis []string, 
 	}
 	return rows, nil
 }
+
+// heatingShare is the configured share of f that heats (gas and heat; electricity none: its heating part is
+// unknown).
+func (a *Analytics) heatingShare(f hv.Fluid) float64 { return a.cfg.HeatingShare[f] }

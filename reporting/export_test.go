@@ -53,8 +53,8 @@ func TestOperatExportOnFleet(t *testing.T) {
 		someSite = k.site
 		break
 	}
-	refs := map[string]map[hv.Fluid]float64{someSite: {hv.Electricity: 123456}}
-	rows, err := an.OperatExport(ctx, 2025, nil, refs)
+	an.SetReferences(reporting.References{someSite: {Site: someSite, Year: 2012, KWh: map[hv.Fluid]float64{hv.Electricity: 123456}, DJU: 2500}})
+	rows, err := an.OperatExport(ctx, 2025, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,8 +72,11 @@ func TestOperatExportOnFleet(t *testing.T) {
 		if row.Category == "" {
 			t.Errorf("%s (%s): no activity category", row.Site.ID, row.Site.Usage)
 		}
-		if row.Site.ID == someSite && row.Fluid == hv.Electricity && row.ReferenceKWh != 123456 {
-			t.Errorf("%s: reference %v, want the declared 123456", row.Site.ID, row.ReferenceKWh)
+		if row.Site.ID == someSite && row.Fluid == hv.Electricity && (row.ReferenceKWh != 123456 || row.ReferenceYear != 2012 || row.ReferenceDJU != 2500) {
+			t.Errorf("%s: reference %v kWh in %d (%v DJU), want the declared 123456 in 2012 (2 500)", row.Site.ID, row.ReferenceKWh, row.ReferenceYear, row.ReferenceDJU)
+		}
+		if row.DJU < 1500 || row.DJU > 3500 {
+			t.Errorf("%s: %v DJU in 2025 at its station, want a northern-France year", row.Site.ID, row.DJU)
 		}
 	}
 	var buf bytes.Buffer

@@ -41,6 +41,8 @@ type Evidence struct {
 	Value     float64   `json:"value"`
 	Baseline  float64   `json:"baseline,omitempty"`  // the reference compared with, when there is one
 	Threshold float64   `json:"threshold,omitempty"` // the level crossed
+	// Detail lists the figures of an alert judged over several periods (a BACS finding's months), in French.
+	Detail string `json:"detail,omitempty"`
 }
 
 // Rule finds the conditions holding at now. Window rules query the store; streaming rules (Observer) work

@@ -467,7 +467,7 @@ func (d *simDevice) corrupt(m Message, t time.Time) Message {
 		return m
 	}
 	h := hashAt(d.ID, "malformed", t)
-	if float64(h>>11)/(1<<53) >= f.param(defaultMalformedRate) {
+	if unitOf(h) >= f.param(defaultMalformedRate) {
 		return m
 	}
 	switch hashAt(d.ID, "variant", t) % 3 {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"reflect"
 	"slices"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/useda02/hyperviseur/ingest/decode"
+	"github.com/useda02/hyperviseur/internal/users"
 	"github.com/useda02/hyperviseur/reporting"
 )
 
@@ -39,6 +41,11 @@ type HTTPConfig struct {
 	// AllowedOrigins are browser origins (scheme://host[:port]), besides the server's own, whose pages may
 	// open the live websocket: a dashboard served from another host.
 	AllowedOrigins []string `mapstructure:"allowed_origins"`
+	// TLSCert and TLSKey (PEM files, both or neither) serve HTTPS; the session cookie is then Secure.
+	TLSCert string `mapstructure:"tls_cert"`
+	TLSKey  string `mapstructure:"tls_key"`
+	// SecureCookies marks the session cookie Secure on plain HTTP too: TLS ends at a reverse proxy.
+	SecureCookies bool `mapstructure:"secure_cookies"`
 }
 
 type MQTTConfig struct {
@@ -111,7 +118,10 @@ type RulesConfig struct {
 
 // ReportingConfig is the reporting package's configuration, with a switch.
 type ReportingConfig struct {
-	Enabled          bool `mapstructure:"enabled"`
+	Enabled bool `mapstructure:"enabled"`
+	// References is the décret tertiaire references file (reporting/references.go): each building's declared
+	// reference year and consumption. Empty: none (the demo generates its fleet's).
+	References       string `mapstructure:"tertiaire_references"`
 	reporting.Config `mapstructure:",squash"`
 }
 
@@ -160,6 +170,12 @@ type AuthConfig struct {
 	// Tokens are API tokens stored as SHA-256; with none, a bootstrap admin token is generated at start into
 	// <storage.path>/admin.token (mode 0600) and never logged.
 	Tokens []TokenConf `mapstructure:"tokens"`
+	// AdminPassword is the password of the user "admin" created when there is no user yet; empty: a
+	// generated one written to <storage.path>/admin.password (mode 0600), never logged.
+	AdminPassword string `mapstructure:"admin_password"`
+	// SessionIdle ends a browser session unused this long; SessionMax ends it this long after the login.
+	SessionIdle time.Duration `mapstructure:"session_idle"`
+	SessionMax  time.Duration `mapstructure:"session_max"`
 }
 
 type TokenConf struct {
@@ -178,6 +194,9 @@ type LogConfig struct {
 func defaults(v *viper.Viper) {
 	v.SetDefault("http.listen", "127.0.0.1:8080")
 	v.SetDefault("http.allowed_origins", []string{})
+	v.SetDefault("http.tls_cert", "")
+	v.SetDefault("http.tls_key", "")
+	v.SetDefault("http.secure_cookies", false)
 	v.SetDefault("mqtt.broker", "")
 	v.SetDefault("mqtt.client_id", "hyperviseur")
 	v.SetDefault("mqtt.username", "")
@@ -211,10 +230,14 @@ func defaults(v *viper.Viper) {
 	v.SetDefault("ingest.write_timeout", "10s")
 	v.SetDefault("registry.files", []string{})
 	v.SetDefault("auth.tokens", []map[string]any{})
+	v.SetDefault("auth.admin_password", "")
+	v.SetDefault("auth.session_idle", "8h")
+	v.SetDefault("auth.session_max", "168h")
 	v.SetDefault("rules.files", []string{})
 	v.SetDefault("rules.interval", "1m")
 	rd := reporting.DefaultConfig()
 	v.SetDefault("reporting.enabled", true)
+	v.SetDefault("reporting.tertiaire_references", "")
 	v.SetDefault("reporting.years", rd.Years)
 	v.SetDefault("reporting.chunk_days", rd.ChunkDays)
 	v.SetDefault("reporting.refresh_every", rd.RefreshEvery.String())
@@ -225,6 +248,9 @@ func defaults(v *viper.Viper) {
 	v.SetDefault("reporting.dju_base", rd.DJUBase)
 	v.SetDefault("reporting.heating_share", map[string]float64{"gas": 1, "heat": 1})
 	v.SetDefault("reporting.max_hourly_days", rd.MaxHourlyDays)
+	v.SetDefault("reporting.bacs_months_kept", rd.BACSMonthsKept)
+	v.SetDefault("reporting.bacs_threshold_pct", rd.BACSThresholdPct)
+	v.SetDefault("reporting.bacs_loss_months", rd.BACSLossMonths)
 	v.SetDefault("lighting.enabled", true)
 	v.SetDefault("lighting.files", []string{})
 	v.SetDefault("lighting.ack_timeout", "10s")
@@ -299,6 +325,21 @@ func (c *Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
 		return bad("http.listen", "want host:port, got %q", c.HTTP.Listen)
+	}
+	if (c.HTTP.TLSCert == "") != (c.HTTP.TLSKey == "") {
+		key := "http.tls_key"
+		if c.HTTP.TLSCert == "" {
+			key = "http.tls_cert"
+		}
+		return bad(key, "http.tls_cert and http.tls_key go together: set both or neither")
+	}
+	for _, kf := range [][2]string{{"http.tls_cert", c.HTTP.TLSCert}, {"http.tls_key", c.HTTP.TLSKey}} {
+		if kf[1] == "" {
+			continue
+		}
+		if st, err := os.Stat(kf[1]); err != nil || !st.Mode().IsRegular() {
+			return bad(kf[0], "%s: not a readable file", kf[1])
+		}
 	}
 	if c.MQTT.Broker == "" {
 		host, _, err := net.SplitHostPort(c.MQTT.Embedded.Listen)
@@ -381,6 +422,17 @@ func (c *Config) Validate() error {
 		return bad("ingest.max_future", "must not be negative")
 	case ing.WriteTimeout <= 0:
 		return bad("ingest.write_timeout", "must be positive")
+	}
+	if p := c.Auth.AdminPassword; p != "" {
+		if err := users.CheckPasswordPolicy(p); err != nil {
+			return bad("auth.admin_password", "%v", err)
+		}
+	}
+	if c.Auth.SessionIdle < time.Minute {
+		return bad("auth.session_idle", "must be at least 1m, got %s", c.Auth.SessionIdle)
+	}
+	if c.Auth.SessionMax < c.Auth.SessionIdle || c.Auth.SessionMax > 90*24*time.Hour {
+		return bad("auth.session_max", "must be from auth.session_idle (%s) to 2160h (90 days), got %s", c.Auth.SessionIdle, c.Auth.SessionMax)
 	}
 	for i, t := range c.Auth.Tokens {
 		key := fmt.Sprintf("auth.tokens[%d]", i)

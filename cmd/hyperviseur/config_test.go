@@ -21,6 +21,11 @@ func TestConfigBad(t *testing.T) {
 		{"batch.bad.yml", `ingest.batch_size: must be positive`},
 		{"embedded_open.bad.yml", `mqtt.embedded.users: the embedded broker listens on 0.0.0.0`},
 		{"pilote_scope.bad.yml", `auth.tokens[0].epcis: a pilote needs at least one EPCI code`},
+		{"tls_half.bad.yml", `http.tls_key: http.tls_cert and http.tls_key go together`},
+		{"tls_missing.bad.yml", `http.tls_cert: testdata/no-such-cert.pem: not a readable file`},
+		{"session_idle.bad.yml", `auth.session_idle: must be at least 1m`},
+		{"session_max.bad.yml", `auth.session_max: must be from auth.session_idle (8h0m0s)`},
+		{"admin_password.bad.yml", `auth.admin_password: password: at least 12 characters`},
 		{"retention.bad.yml", `storage.retention: must be at least 24h`},
 		{"dup_source.bad.yml", `mqtt.topics[1].name: "a" is used twice`},
 		{"origins.bad.yml", `http.allowed_origins: want scheme://host[:port]`},
@@ -29,6 +34,7 @@ func TestConfigBad(t *testing.T) {
 		{"lighting_attempts.bad.yml", `lighting.max_attempts: must be 1 to 20`},
 		{"gas_pcs.bad.yml", `reporting.gas_pcs_kwh_per_m3: invalid: must be 5 to 15`},
 		{"heating_share.bad.yml", `reporting.heating_share.electricity`},
+		{"bacs_months_kept.bad.yml", `reporting.bacs_months_kept: invalid: must be 60 (five years, the décret BACS) to 1200, got 24`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {

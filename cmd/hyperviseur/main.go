@@ -87,7 +87,11 @@ func rootCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if _, err := loadRegistry(cfg); err != nil {
+			reg, err := loadRegistry(cfg)
+			if err != nil {
+				return err
+			}
+			if _, err := loadReferences(cfg, reg, nil); err != nil {
 				return err
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), "configuration OK")
@@ -106,7 +110,7 @@ func rootCmd() *cobra.Command {
 			return nil
 		},
 	}
-	root.AddCommand(serve, demo, versionCmd, configCmd, tokenCmd, simulateCmd(), lightingCmd(), reportCmd(), exportCmd(), benchCmd(), rulesCmd(&configFile))
+	root.AddCommand(serve, demo, versionCmd, configCmd, tokenCmd, simulateCmd(), lightingCmd(), usersCmd(&configFile), reportCmd(), exportCmd(), benchCmd(), rulesCmd(&configFile))
 	return root
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 	hv "github.com/useda02/hyperviseur"
 	"github.com/useda02/hyperviseur/registry"
 	"github.com/useda02/hyperviseur/reporting"
+	"github.com/useda02/hyperviseur/simulators"
 )
 
 // openForReport loads the configuration and the registry and opens the configured store, for a report run
@@ -29,6 +31,29 @@ func openForReport(cmd *cobra.Command) (*Config, *registry.Registry, hv.Store, e
 	return cfg, reg, store, nil
 }
 
+// loadReferences reads reporting.tertiaire_references and checks it against the registry. Without a file the
+// demo (runner not nil) declares its simulated buildings' references, the service none.
+func loadReferences(cfg *Config, reg *registry.Registry, runner *simulators.Runner) (reporting.References, error) {
+	if cfg.Reporting.References == "" {
+		if runner == nil {
+			return nil, nil
+		}
+		refs := reporting.References{}
+		for _, r := range runner.References(cfg.Reporting.GasPCS) {
+			refs[r.Site] = reporting.Reference{Site: r.Site, Year: r.Year, KWh: r.KWh, DJU: r.DJU}
+		}
+		return refs, nil
+	}
+	refs, err := reporting.LoadReferences(cfg.Reporting.References)
+	if err == nil {
+		err = refs.Check(reg.Sites())
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reporting.tertiaire_references: %w", err)
+	}
+	return refs, nil
+}
+
 // yearAnalytics checks --year and returns the analytics over rollups built from the configured store since
 // that year's first day, the registry, and what closes the store.
 func yearAnalytics(cmd *cobra.Command, year int) (*reporting.Analytics, *registry.Registry, func(), error) {
@@ -46,7 +71,14 @@ func yearAnalytics(cmd *cobra.Command, year int) (*reporting.Analytics, *registr
 		store.Close()
 		return nil, nil, nil, err
 	}
-	return reporting.NewAnalytics(store, rollups, func() *registry.Registry { return reg }, rc), reg, func() { store.Close() }, nil
+	an := reporting.NewAnalytics(store, rollups, func() *registry.Registry { return reg }, rc)
+	refs, err := loadReferences(cfg, reg, nil)
+	if err != nil {
+		store.Close()
+		return nil, nil, nil, err
+	}
+	an.SetReferences(refs)
+	return an, reg, func() { store.Close() }, nil
 }
 
 // reportCmd groups the regulatory reports computed from the configured store.
@@ -75,7 +107,7 @@ embedded store the service must be stopped (it holds the store).`,
 					return fmt.Errorf("--epci: %q is not an EPCI of the territory", e)
 				}
 			}
-			rows, err := an.OperatExport(cmd.Context(), year, epcis, nil)
+			rows, err := an.OperatExport(cmd.Context(), year, epcis)
 			if err != nil {
 				return err
 			}
@@ -89,6 +121,55 @@ embedded store the service must be stopped (it holds the store).`,
 	operat.Flags().IntVar(&year, "year", time.Now().Year()-1, "calendar year (Paris)")
 	operat.Flags().StringSliceVar(&epcis, "epci", nil, "only these EPCI (SIREN codes); default the whole département")
 	cmd.AddCommand(operat)
+
+	var asJSON bool
+	tertiaire := &cobra.Command{
+		Use:   "tertiaire",
+		Short: "Décret tertiaire trajectories: each building against its declared reference (CSV, or --json)",
+		Long: `Print every building subject to the décret tertiaire (the registry's tertiaire flag) in the --epci given
+(default the whole département) against its trajectory: the reference declared in
+reporting.tertiaire_references, the −40/−50/−60 % milestones, the last twelve complete months measured
+(climate-adjusted to the reference year's degree days), the gap to the linear target and a status. CSV (';',
+columns in reporting/trajectory.go) or the API's JSON with --json. With the embedded store the service must
+be stopped (it holds the store).`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			began := time.Now()
+			an, reg, closeStore, err := yearAnalytics(cmd, time.Now().Year()-1)
+			if err != nil {
+				return err
+			}
+			defer closeStore()
+			for _, e := range epcis {
+				if _, ok := reg.Territory().EPCI(e); !ok {
+					return fmt.Errorf("--epci: %q is not an EPCI of the territory", e)
+				}
+			}
+			rep, err := an.Tertiaire(cmd.Context(), reporting.TertiaireRequest{EPCIs: epcis})
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				err = enc.Encode(rep)
+			} else {
+				err = reporting.WriteTertiaire(cmd.OutOrStdout(), rep)
+			}
+			if err != nil {
+				return err
+			}
+			sm := rep.Summary
+			fmt.Fprintf(cmd.ErrOrStderr(), "tertiaire %s: %d buildings, %d with a reference, %d on track, %+.1f %% against the references; %s\n",
+				sm.LatestPeriod, sm.Buildings, sm.WithReference, sm.OnTrack, sm.ChangePct, time.Since(began).Round(time.Millisecond))
+			for _, n := range rep.Notes {
+				fmt.Fprintln(cmd.ErrOrStderr(), "note:", n)
+			}
+			return nil
+		},
+	}
+	tertiaire.Flags().StringSliceVar(&epcis, "epci", nil, "only these EPCI (SIREN codes); default the whole département")
+	tertiaire.Flags().BoolVar(&asJSON, "json", false, "print the API's JSON instead of the CSV")
+	cmd.AddCommand(tertiaire)
 	return cmd
 }
 
@@ -114,5 +195,6 @@ func exportCmd() *cobra.Command {
 	}
 	opendata.Flags().IntVar(&year, "year", time.Now().Year()-1, "calendar year (Paris)")
 	cmd.AddCommand(opendata)
+	cmd.AddCommand(exportSeriesCmd(), exportConsumptionCmd())
 	return cmd
 }

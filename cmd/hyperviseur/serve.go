@@ -128,8 +128,18 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger, demo *demoOptions) 
 	defer alerting.Close()
 	rollups, analytics, stopReporting := startReporting(ctx, cfg, store, reg, log)
 	defer stopReporting()
+	bacs, stopBACS, err := startBACS(ctx, cfg, store, rollups, reg, alerting.manager, log)
+	if err != nil {
+		return err
+	}
+	defer stopBACS()
 	if analytics != nil {
 		promReg.MustRegister(reporting.NewTotalsCollector(analytics)) // the year's totals for Grafana users
+		refs, err := loadReferences(cfg, reg, runner)
+		if err != nil {
+			return err
+		}
+		analytics.SetReferences(refs)
 	}
 	unregistered := registry.NewUnregistered(10000)
 	writer := ingest.NewWriter(ingest.WriterConfig{
@@ -168,11 +178,23 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger, demo *demoOptions) 
 	if err != nil {
 		return err
 	}
+	accounts, err := startAccounts(ctx, cfg, reg, lights, promReg, log)
+	if err != nil {
+		return err
+	}
+	defer accounts.Close()
+	tlsConfig, err := loadTLS(cfg)
+	if err != nil {
+		return err
+	}
 	api := dashboard.New(dashboard.Deps{
-		Store: store, Registry: reg, Unregistered: unregistered, Live: state, Auth: auth,
+		Store: store, Registry: reg, Unregistered: unregistered, Live: state,
+		Auth:     dashboard.Chain(accounts.accounts.Sessions(), accounts.accounts.Tokens(), auth),
+		Accounts: accounts.accounts, Audit: accounts.audit,
 		Metrics: promhttp.HandlerFor(promReg, promhttp.HandlerOpts{Registry: promReg}),
 		Formats: decode.Formats(), Hub: hub, AllowedOrigins: cfg.HTTP.AllowedOrigins,
 		Alerts: alerting.manager, Rules: alerting.engine, Lighting: lights.service(), Consumption: analytics,
+		BACS: bacs,
 		Ready: func(ctx context.Context) error {
 			if !consumer.Connected() {
 				return errors.New("mqtt broker not connected")
@@ -190,10 +212,16 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger, demo *demoOptions) 
 	if err != nil {
 		return fmt.Errorf("http.listen: %w", err)
 	}
-	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second, TLSConfig: tlsConfig}
 	httpErr := make(chan error, 1)
-	go func() { httpErr <- srv.Serve(ln) }()
-	log.Info("hyperviseur started", "version", buildVersion(), "http", ln.Addr().String(), "broker", brokerURL,
+	go func() {
+		if tlsConfig != nil {
+			httpErr <- srv.ServeTLS(ln, "", "") // the certificate is in TLSConfig, loaded before listening
+			return
+		}
+		httpErr <- srv.Serve(ln)
+	}()
+	log.Info("hyperviseur started", "version", buildVersion(), "http", ln.Addr().String(), "tls", tlsConfig != nil, "broker", brokerURL,
 		"store", cfg.Storage.Driver, "sites", len(reg.Sites()), "devices", len(reg.Devices()))
 
 	writerCtx, stopWriter := context.WithCancel(context.Background())

@@ -11,6 +11,7 @@ import (
 
 	hv "github.com/useda02/hyperviseur"
 	"github.com/useda02/hyperviseur/registry"
+	"github.com/useda02/hyperviseur/reporting"
 	"github.com/useda02/hyperviseur/simulators"
 	"github.com/useda02/hyperviseur/simulators/fleet"
 )
@@ -42,7 +43,33 @@ func simulateCmd() *cobra.Command {
 	fleetCmd.Flags().Uint64Var(&o.Seed, "seed", 1, "random seed: the same seed gives the same fleet")
 	fleetCmd.Flags().StringSliceVar(&o.EPCIs, "epci", nil, "only these EPCI (SIREN codes); default the whole département")
 	fleetCmd.Flags().StringSliceVar(&o.Communes, "commune", nil, "only these communes (INSEE codes)")
-	cmd.AddCommand(fleetCmd, backfillCmd())
+	var pcs float64
+	refsCmd := &cobra.Command{
+		Use:   "references",
+		Short: "Write the décret tertiaire references file of the simulated fleet (reporting.tertiaire_references) to standard output",
+		Long: `Write what each simulated building subject to the décret tertiaire declared for its reference year: its
+model's consumption over that year, raised by the savings it has made since (drawn per building, 5 to 40 %).
+Same --seed and --epci as the fleet's; gas in kWh PCS at --gas-pcs.`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			t, err := registry.DefaultTerritory()
+			if err != nil {
+				return err
+			}
+			f, err := fleet.Generate(t, o)
+			if err != nil {
+				return err
+			}
+			refs := reporting.References{}
+			for _, r := range simulators.NewRunner(f, o.Seed, time.Now()).References(pcs) {
+				refs[r.Site] = reporting.Reference{Site: r.Site, Year: r.Year, KWh: r.KWh, DJU: r.DJU}
+			}
+			return reporting.WriteReferences(cmd.OutOrStdout(), refs)
+		},
+	}
+	refsCmd.Flags().Uint64Var(&o.Seed, "seed", 1, "random seed: the same seed gives the same fleet")
+	refsCmd.Flags().StringSliceVar(&o.EPCIs, "epci", nil, "only these EPCI (SIREN codes); default the whole département")
+	refsCmd.Flags().Float64Var(&pcs, "gas-pcs", reporting.DefaultGasPCS, "kWh PCS per m³ of gas")
+	cmd.AddCommand(fleetCmd, refsCmd, backfillCmd())
 	return cmd
 }
 

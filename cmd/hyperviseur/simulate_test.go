@@ -149,4 +149,30 @@ func TestSimulateBackfillCommand(t *testing.T) {
 	if _, err := run("report", "operat", "--year", "2026", "--epci", "123"); err == nil || !strings.Contains(err.Error(), "--epci") {
 		t.Errorf("bad --epci: %v", err)
 	}
+
+	// The décret tertiaire: the fleet's references file, then the trajectories. Three days of history make
+	// no complete twelve months: every building is listed with its reference and "données insuffisantes".
+	refsFile := filepath.Join(t.TempDir(), "refs.csv")
+	refs, err := run("simulate", "references", "--epci", "200043495")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(refsFile, []byte(refs), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("HV_REPORTING_TERTIAIRE_REFERENCES", refsFile)
+	out, err = run("report", "tertiaire", "--epci", "200043495")
+	if err != nil {
+		t.Fatalf("report tertiaire: %v\n%s", err, out)
+	}
+	buildings := strings.Count(refs, "électricité") // one electricity row per building in the references
+	if rows := strings.Count(out, ";données insuffisantes"); buildings < 10 || rows != buildings || !strings.Contains(out, "mairie-02408;") {
+		t.Errorf("report tertiaire: %d rows for %d buildings with a reference:\n%.800s", rows, buildings, out)
+	}
+	if err := os.WriteFile(refsFile, []byte("identifiant_site;annee_reference;type_energie;consommation_kwh;dju_reference\nnowhere;2015;gaz;1;\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := run("report", "tertiaire"); err == nil || !strings.Contains(err.Error(), `reporting.tertiaire_references: tertiaire references: site "nowhere"`) {
+		t.Errorf("bad references file: %v, want an error naming the key and the site", err)
+	}
 }
