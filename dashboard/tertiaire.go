@@ -30,19 +30,22 @@ func (s *Server) tertiaireRequest(r *http.Request, p Principal) (reporting.Terti
 // tertiaire answers /api/v1/tertiaire[?epci=][&site=]: the buildings subject to the décret tertiaire, each
 // against its trajectory (JSON reporting.TertiaireReport).
 func (s *Server) tertiaire(w http.ResponseWriter, r *http.Request, p Principal) {
-	if !s.analyticsOn(w) {
-		return
-	}
-	req, err := s.tertiaireRequest(r, p)
-	if err != nil {
-		s.fail(w, err)
-		return
-	}
-	s.answer(w, r, func(ctx context.Context) (any, error) { return s.deps.Consumption.Tertiaire(ctx, req) })
+	s.tertiaireReport(w, r, p, func(rep *reporting.TertiaireReport) { writeJSON(w, http.StatusOK, rep) })
 }
 
 // exportTertiaire answers /api/v1/exports/tertiaire: the same report as the trajectory CSV.
 func (s *Server) exportTertiaire(w http.ResponseWriter, r *http.Request, p Principal) {
+	s.tertiaireReport(w, r, p, func(rep *reporting.TertiaireReport) {
+		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+		w.Header().Set("Content-Disposition", `attachment; filename="trajectoires-tertiaire.csv"`)
+		if err := reporting.WriteTertiaire(w, rep); err != nil {
+			s.log.Warn("tertiaire export cut short", "err", err)
+		}
+	})
+}
+
+// tertiaireReport computes the report a request asks for and hands it to write, or answers its error.
+func (s *Server) tertiaireReport(w http.ResponseWriter, r *http.Request, p Principal, write func(*reporting.TertiaireReport)) {
 	if !s.analyticsOn(w) {
 		return
 	}
@@ -58,9 +61,5 @@ func (s *Server) exportTertiaire(w http.ResponseWriter, r *http.Request, p Princ
 		s.consumptionFail(w, err)
 		return
 	}
-	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
-	w.Header().Set("Content-Disposition", `attachment; filename="trajectoires-tertiaire.csv"`)
-	if err := reporting.WriteTertiaire(w, rep); err != nil {
-		s.log.Warn("tertiaire export cut short", "err", err)
-	}
+	write(rep)
 }

@@ -49,16 +49,7 @@ func (s *Server) ws(w http.ResponseWriter, r *http.Request, p Principal) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	up := websocket.Upgrader{
-		Subprotocols:    []string{wsProtocol},
-		CheckOrigin:     s.checkOrigin,
-		ReadBufferSize:  1024,
-		WriteBufferSize: 16 << 10,
-		Error: func(w http.ResponseWriter, _ *http.Request, status int, reason error) {
-			writeError(w, status, reason.Error())
-		},
-	}
-	conn, err := up.Upgrade(w, r, nil)
+	conn, err := s.upgrader(1024, 16<<10).Upgrade(w, r, nil)
 	if err != nil {
 		return // Upgrade answered the client
 	}
@@ -66,6 +57,19 @@ func (s *Server) ws(w http.ResponseWriter, r *http.Request, p Principal) {
 	s.log.Debug("live feed opened", "user", p.Name, "remote", r.RemoteAddr)
 	go s.wsRead(conn, sub)
 	s.wsWrite(conn, sub)
+}
+
+// upgrader upgrades the server's websockets: subprotocol hyperviseur.v1, the Origin checked, errors in JSON.
+func (s *Server) upgrader(readBuf, writeBuf int) *websocket.Upgrader {
+	return &websocket.Upgrader{
+		Subprotocols:    []string{wsProtocol},
+		CheckOrigin:     s.checkOrigin,
+		ReadBufferSize:  readBuf,
+		WriteBufferSize: writeBuf,
+		Error: func(w http.ResponseWriter, _ *http.Request, status int, reason error) {
+			writeError(w, status, reason.Error())
+		},
+	}
 }
 
 // wsFilter is the caller's scope narrowed by the query; asking for an EPCI outside the scope is refused.

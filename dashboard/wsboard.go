@@ -311,16 +311,7 @@ func (s *Server) wsBoard(w http.ResponseWriter, r *http.Request, p Principal) {
 		writeError(w, http.StatusNotFound, "live feed not enabled")
 		return
 	}
-	up := websocket.Upgrader{
-		Subprotocols:    []string{wsProtocol},
-		CheckOrigin:     s.checkOrigin,
-		ReadBufferSize:  4096,
-		WriteBufferSize: 32 << 10,
-		Error: func(w http.ResponseWriter, _ *http.Request, status int, reason error) {
-			writeError(w, status, reason.Error())
-		},
-	}
-	conn, err := up.Upgrade(w, r, nil)
+	conn, err := s.upgrader(4096, 32<<10).Upgrade(w, r, nil)
 	if err != nil {
 		return
 	}

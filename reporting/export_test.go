@@ -22,26 +22,7 @@ func TestOperatExportOnFleet(t *testing.T) {
 	from, to := date(2025, 1, 1), date(2026, 1, 1)
 	reg, st, an := laonHistory(t, from, to)
 
-	type key struct {
-		site  string
-		fluid hv.Fluid
-	}
-	direct := map[key]float64{}
-	for _, fl := range []hv.Fluid{hv.Electricity, hv.Gas, hv.Heat} {
-		ss, err := st.Query(ctx, hv.Query{Metric: reporting.FluidMetric(fl), From: from.UnixMilli(), To: to.UnixMilli(), Fluids: []hv.Fluid{fl}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, s := range ss {
-			d, site, ok := reg.Device(s.Device)
-			if !ok || d.Fluid != fl || !site.Tertiaire {
-				continue
-			}
-			for _, p := range s.Points {
-				direct[key{site.ID, fl}] += p.Value
-			}
-		}
-	}
+	direct := tertiaireDeltas(t, st, reg, from, to)
 	tertiaire := 0
 	for _, s := range reg.Sites() {
 		if s.Tertiaire {
@@ -66,7 +47,7 @@ func TestOperatExportOnFleet(t *testing.T) {
 		if row.Fluid == hv.Gas {
 			got = row.GasM3 // m³, as metered
 		}
-		if want := direct[key{row.Site.ID, row.Fluid}]; math.Abs(got-want) > 1e-6*math.Max(1, want) {
+		if want := direct[siteFluid{row.Site.ID, row.Fluid}]; math.Abs(got-want) > 1e-6*math.Max(1, want) {
 			t.Errorf("%s %s: %v, direct sum %v", row.Site.ID, row.Fluid, got, want)
 		}
 		if row.Category == "" {

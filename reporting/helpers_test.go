@@ -251,3 +251,34 @@ func laonHistory(t testing.TB, from, to time.Time) (*registry.Registry, *tsdb.St
 	}
 	return reg, st, reporting.NewAnalytics(st, r, func() *registry.Registry { return reg }, cfg)
 }
+
+// siteFluid is a building's consumption of one fluid.
+type siteFluid struct {
+	site  string
+	fluid hv.Fluid
+}
+
+// tertiaireDeltas sums the raw delta points of the meters of the buildings subject to the décret tertiaire
+// over [from, to), per building and energy, in the meters' units (gas in m³): the direct sums the reports
+// are checked against.
+func tertiaireDeltas(t testing.TB, st hv.Store, reg *registry.Registry, from, to time.Time) map[siteFluid]float64 {
+	t.Helper()
+	direct := map[siteFluid]float64{}
+	for _, fl := range []hv.Fluid{hv.Electricity, hv.Gas, hv.Heat} {
+		ss, err := st.Query(context.Background(), hv.Query{Metric: reporting.FluidMetric(fl), From: from.UnixMilli(),
+			To: to.UnixMilli(), Fluids: []hv.Fluid{fl}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range ss {
+			d, site, ok := reg.Device(s.Device)
+			if !ok || d.Fluid != fl || !site.Tertiaire {
+				continue
+			}
+			for _, p := range s.Points {
+				direct[siteFluid{site.ID, fl}] += p.Value
+			}
+		}
+	}
+	return direct
+}

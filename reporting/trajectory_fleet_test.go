@@ -51,24 +51,11 @@ func TestTertiaireOnFleet(t *testing.T) {
 	}
 
 	direct := map[string]float64{} // kWh per site over 2025, from the raw deltas
-	for _, fl := range []hv.Fluid{hv.Electricity, hv.Gas, hv.Heat} {
-		ss, err := st.Query(ctx, hv.Query{Metric: reporting.FluidMetric(fl), From: from.UnixMilli(), To: to.UnixMilli(), Fluids: []hv.Fluid{fl}})
-		if err != nil {
-			t.Fatal(err)
+	for k, v := range tertiaireDeltas(t, st, reg, from, to) {
+		if k.fluid == hv.Gas {
+			v *= reporting.DefaultGasPCS
 		}
-		for _, s := range ss {
-			d, site, ok := reg.Device(s.Device)
-			if !ok || d.Fluid != fl || !site.Tertiaire {
-				continue
-			}
-			for _, p := range s.Points {
-				v := p.Value
-				if fl == hv.Gas {
-					v *= reporting.DefaultGasPCS
-				}
-				direct[site.ID] += v
-			}
-		}
+		direct[k.site] += v
 	}
 	if len(rep.Sites) != len(sim) || len(sim) < 5 {
 		t.Fatalf("%d buildings in the report, %d references", len(rep.Sites), len(sim))

@@ -81,6 +81,16 @@ func yearAnalytics(cmd *cobra.Command, year int) (*reporting.Analytics, *registr
 	return an, reg, func() { store.Close() }, nil
 }
 
+// checkEPCIs refuses an --epci that is not an EPCI of the territory.
+func checkEPCIs(reg *registry.Registry, epcis []string) error {
+	for _, e := range epcis {
+		if _, ok := reg.Territory().EPCI(e); !ok {
+			return fmt.Errorf("--epci: %q is not an EPCI of the territory", e)
+		}
+	}
+	return nil
+}
+
 // reportCmd groups the regulatory reports computed from the configured store.
 func reportCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "report", Short: "Regulatory reports from the configured store"}
@@ -102,10 +112,8 @@ embedded store the service must be stopped (it holds the store).`,
 				return err
 			}
 			defer closeStore()
-			for _, e := range epcis {
-				if _, ok := reg.Territory().EPCI(e); !ok {
-					return fmt.Errorf("--epci: %q is not an EPCI of the territory", e)
-				}
+			if err := checkEPCIs(reg, epcis); err != nil {
+				return err
 			}
 			rows, err := an.OperatExport(cmd.Context(), year, epcis)
 			if err != nil {
@@ -139,10 +147,8 @@ be stopped (it holds the store).`,
 				return err
 			}
 			defer closeStore()
-			for _, e := range epcis {
-				if _, ok := reg.Territory().EPCI(e); !ok {
-					return fmt.Errorf("--epci: %q is not an EPCI of the territory", e)
-				}
+			if err := checkEPCIs(reg, epcis); err != nil {
+				return err
 			}
 			rep, err := an.Tertiaire(cmd.Context(), reporting.TertiaireRequest{EPCIs: epcis})
 			if err != nil {

@@ -24,11 +24,7 @@ func simulateCmd() *cobra.Command {
 		Use:   "fleet",
 		Short: "Write the registry YAML of the simulated fleet (deterministic for a seed) to standard output",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			t, err := registry.DefaultTerritory()
-			if err != nil {
-				return err
-			}
-			f, err := fleet.Generate(t, o)
+			f, err := generateFleet(o)
 			if err != nil {
 				return err
 			}
@@ -51,11 +47,7 @@ func simulateCmd() *cobra.Command {
 model's consumption over that year, raised by the savings it has made since (drawn per building, 5 to 40 %).
 Same --seed and --epci as the fleet's; gas in kWh PCS at --gas-pcs.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			t, err := registry.DefaultTerritory()
-			if err != nil {
-				return err
-			}
-			f, err := fleet.Generate(t, o)
+			f, err := generateFleet(o)
 			if err != nil {
 				return err
 			}
@@ -71,6 +63,15 @@ Same --seed and --epci as the fleet's; gas in kWh PCS at --gas-pcs.`,
 	refsCmd.Flags().Float64Var(&pcs, "gas-pcs", reporting.DefaultGasPCS, "kWh PCS per m³ of gas")
 	cmd.AddCommand(fleetCmd, refsCmd, backfillCmd())
 	return cmd
+}
+
+// generateFleet generates the simulated fleet over the embedded territory.
+func generateFleet(o fleet.Options) (*fleet.Fleet, error) {
+	t, err := registry.DefaultTerritory()
+	if err != nil {
+		return nil, err
+	}
+	return fleet.Generate(t, o)
 }
 
 // backfillCmd writes the fleet's hourly history into the configured store.
