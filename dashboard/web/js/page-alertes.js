@@ -97,7 +97,7 @@ export async function render(main, [sev], ctx) {
     if (rows.length > shown.length) list.append(h('p', { class: 'discret', text: `Seules les ${fmt.num(shown.length)} premières sont listées : affinez les filtres.` }));
   }
 
-  async function open(a) {
+  async function open(a, notice) {
     selected = a.fingerprint;
     for (const tr of list.querySelectorAll('tr.selection')) tr.classList.remove('selection');
     list.querySelector(`tr[data-alerte="${CSS.escape(a.fingerprint)}"]`)?.classList.add('selection');
@@ -111,7 +111,7 @@ export async function render(main, [sev], ctx) {
       return;
     }
     if (!ctx.alive()) return;
-    const msg = h('div', { 'aria-live': 'polite' });
+    const msg = h('div', { 'aria-live': 'polite' }, notice ? h('p', { class: 'succes', role: 'status', text: notice }) : null);
     const actions = [];
     if (staff && full.state !== 'resolved') {
       const comment = h('textarea', { id: 'commentaire-acquittement', rows: 2, cols: 50 });
@@ -123,9 +123,8 @@ export async function render(main, [sev], ctx) {
         ackBtn.disabled = true;
         try {
           await api(`/api/v1/alerts/${encodeURIComponent(full.fingerprint)}/ack`, { method: 'POST', body: { comment: comment.value.trim() } });
-          replace(msg, h('p', { class: 'succes', role: 'status', text: 'Alerte acquittée.' }));
           await load();
-          open(full);
+          await open(full, 'Alerte acquittée.');
         } catch (err) {
           replace(msg, errorBox(err));
         } finally {
@@ -200,6 +199,10 @@ export async function render(main, [sev], ctx) {
   // At most one reload every 2 s however many alerts change (a debounce would starve under a steady stream).
   ctx.onLeave(live.onAlert(() => { if (!t) t = setTimeout(() => { t = 0; load(); }, 2000); }));
   ctx.onLeave(live.onResync(load));
+  // The feed pushes the alerts that notify; masked or silenced ones and acknowledgements by others change
+  // quietly, so the list is also reloaded every 30 s.
+  const poll = setInterval(load, 30000);
+  ctx.onLeave(() => clearInterval(poll));
   ctx.onLeave(() => clearTimeout(t));
   await load();
 }

@@ -233,6 +233,8 @@ export async function render(main, _args, ctx) {
   }));
   ctx.onLeave(() => clearTimeout(alertTimer));
   ctx.onLeave(live.onResync(loadAlerts));
+  const poll = setInterval(loadAlerts, 60000); // masked alerts are not pushed by the feed
+  ctx.onLeave(() => clearInterval(poll));
 
   // Consumption tiles: today against the same day last year, and the last complete hour per fluid.
   const today = fmt.parisDay();

@@ -1,0 +1,184 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/useda02/hyperviseur/internal/testenv"
+)
+
+// Browser tests: e2e/browser/dashboard.mjs drives headless Debian Chromium through playwright-core (npm ci
+// --prefix e2e/browser) against the demo service.
+const (
+	browserDir   = "browser"
+	pilotEPCI    = "200070985" // CC de l'Est de la Somme: one Aisne commune, a handful of sites
+	browserSite  = "mairie-02408"
+	browserMeter = "elec-mairie-02408"
+)
+
+// chromiumPath is $HV_CHROMIUM, else Debian's /usr/bin/chromium.
+func chromiumPath() string {
+	if p := os.Getenv("HV_CHROMIUM"); p != "" {
+		return p
+	}
+	return "/usr/bin/chromium"
+}
+
+// browserPrereqs skips (or fails under CI=true) when Chromium, Node or the test's node_modules are missing.
+func browserPrereqs(t *testing.T) string {
+	t.Helper()
+	if _, err := os.Stat(chromiumPath()); err != nil {
+		testenv.Missing(t, "chromium ("+chromiumPath()+"; apt-get install chromium)")
+	}
+	node, err := exec.LookPath("node")
+	if err != nil {
+		testenv.Missing(t, "node (apt-get install nodejs)")
+	}
+	if _, err := os.Stat(filepath.Join(browserDir, "node_modules", "playwright-core", "package.json")); err != nil {
+		testenv.Missing(t, "e2e/browser/node_modules (npm ci --prefix e2e/browser)")
+	}
+	return node
+}
+
+// TestDashboardBrowserIntegration: the web UI in a real browser against the demo fleet of two EPCI with an
+// injected meter replacement. Login (and its refusal), the map's 797 communes and markers, a reading
+// published on the broker shown on the site page within 2 s, the fault's alert listed and acknowledged, the
+// cabinet and comparison pages, a pilote of the other EPCI seeing none of the first one's sites (UI and
+// direct API calls from the page), and the websocket refusing another origin. Screenshots go to
+// e2e/browser/artifacts/.
+func TestDashboardBrowserIntegration(t *testing.T) {
+	testenv.Slow(t, "starts the demo and a browser")
+	node := browserPrereqs(t)
+	from := time.Now().Add(-12 * time.Hour).UTC().Format(time.RFC3339)
+	svc := startService(t, serviceOptions{Extra: "rules:\n  interval: 2s\n", Demo: []string{
+		"--epci", "200043495", "--epci", pilotEPCI, "--speed", "3600", "--history-months", "2",
+		"--fault", "index_reset:" + browserMeter + ":from=" + from}})
+
+	adminPass, err := os.ReadFile(filepath.Join(svc.dir, "data", "admin.password"))
+	if err != nil {
+		t.Fatalf("bootstrap admin password: %v", err)
+	}
+	pilotPass := "pilote-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	svc.createUser(t, map[string]any{"name": "pilote-est-somme", "role": "pilote", "epcis": []string{pilotEPCI}, "password": pilotPass})
+
+	checkWebsocketOrigin(t, svc, "admin", strings.TrimSpace(string(adminPass)))
+
+	artifacts, _ := filepath.Abs(filepath.Join(browserDir, "artifacts"))
+	cmd := exec.Command(node, "dashboard.mjs")
+	cmd.Dir = browserDir
+	cmd.Env = append(os.Environ(),
+		"HV_BASE_URL="+svc.HTTP,
+		"HV_ADMIN_USER=admin", "HV_ADMIN_PASSWORD="+strings.TrimSpace(string(adminPass)),
+		"HV_PILOT_USER=pilote-est-somme", "HV_PILOT_PASSWORD="+pilotPass, "HV_PILOT_EPCI="+pilotEPCI,
+		"HV_SITE="+browserSite, "HV_SITE_DEVICE="+browserMeter,
+		"HV_ALERT_RULE=index-anomalie", "HV_ALERT_DEVICE="+browserMeter,
+		"HV_CHROMIUM="+chromiumPath(), "HV_ARTIFACTS="+artifacts)
+	pub := newPublisher(t, svc.Broker, "hv-browser-test")
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("node: %v", err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			line := sc.Text()
+			if strings.HasPrefix(line, "figure ") {
+				fmt.Println("browser:", line) // figures for the record, also without -v
+			}
+			t.Log(line)
+			if rest, ok := strings.CutPrefix(line, "HV:PUBLISH "); ok {
+				f := strings.Fields(rest)
+				payload := fmt.Sprintf(`{"ts":%d,"power_w":%s}`, time.Now().UnixMilli(), f[1])
+				if err := pub.publish("hv/"+f[0]+"/up", []byte(payload)); err != nil {
+					t.Errorf("publish: %v", err)
+				}
+				_, _ = io.WriteString(stdin, "HV:PUBLISHED\n")
+			}
+		}
+	}()
+	timeout := time.AfterFunc(8*time.Minute, func() { _ = cmd.Process.Kill() })
+	err = cmd.Wait()
+	timeout.Stop()
+	<-done
+	if err != nil {
+		t.Fatalf("browser test failed (%v); screenshots in %s", err, artifacts)
+	}
+}
+
+// createUser adds a user through the admin API with the test's admin token.
+func (s *service) createUser(t *testing.T, u map[string]any) {
+	t.Helper()
+	body, _ := json.Marshal(u)
+	req, _ := http.NewRequest("POST", s.HTTP+"/api/v1/users", bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("create user: %v", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("create user %v: HTTP %d %s", u["name"], resp.StatusCode, b)
+	}
+}
+
+// checkWebsocketOrigin: with a valid session cookie, the live feed opens from the dashboard's own origin and
+// is refused (403) from another one, so a foreign page cannot ride the user's session.
+func checkWebsocketOrigin(t *testing.T, svc *service, user, password string) {
+	t.Helper()
+	body, _ := json.Marshal(map[string]string{"username": user, "password": password})
+	resp, err := http.Post(svc.HTTP+"/api/v1/session", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatalf("login: %v", err)
+	}
+	resp.Body.Close()
+	var cookie *http.Cookie
+	for _, c := range resp.Cookies() {
+		if c.Name == "hv_session" {
+			cookie = c
+		}
+	}
+	if resp.StatusCode != 200 || cookie == nil {
+		t.Fatalf("login as %s: HTTP %d, cookie %v", user, resp.StatusCode, cookie)
+	}
+	url := strings.Replace(svc.HTTP, "http", "ws", 1) + "/api/v1/ws"
+	for _, tt := range []struct {
+		name, origin string
+		want         int
+	}{
+		{"same origin", svc.HTTP, http.StatusSwitchingProtocols},
+		{"other origin", "http://evil.example", http.StatusForbidden},
+	} {
+		h := http.Header{"Origin": {tt.origin}, "Cookie": {cookie.Name + "=" + cookie.Value}}
+		d := websocket.Dialer{Subprotocols: []string{"hyperviseur.v1"}, HandshakeTimeout: 5 * time.Second}
+		conn, resp, err := d.Dial(url, h)
+		got := 0
+		if resp != nil {
+			got = resp.StatusCode
+		}
+		if conn != nil {
+			conn.Close()
+		}
+		if got != tt.want {
+			t.Errorf("websocket from %s: HTTP %d (%v), want %d", tt.name, got, err, tt.want)
+		}
+	}
+}
