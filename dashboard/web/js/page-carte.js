@@ -3,6 +3,7 @@
 import { api } from './api.js';
 import * as data from './data.js';
 import * as live from './live.js';
+import * as board from './board.js';
 import * as fmt from './fmt.js';
 import { h, replace } from './dom.js';
 import { AisneMap, classify } from './map.js';
@@ -21,7 +22,7 @@ export async function render(main, _args, ctx) {
 
   const state = {
     mode: 'puissance',
-    power: new Map(), // device → {w, commune, fluid}
+    communes: new Map(), // INSEE code → the /ws board's commune state (power_w by fluid, alerts)
     energy: new Map(), // commune → kWh over 30 days
     alerts: [],
     sites: null,
@@ -85,7 +86,7 @@ export async function render(main, _args, ctx) {
   function recolour() {
     if (state.mode === 'puissance') {
       const m = new Map();
-      for (const d of state.power.values()) m.set(d.commune, (m.get(d.commune) || 0) + (d.w || 0));
+      for (const [code, c] of state.communes) m.set(code, Object.values(c.power_w || {}).reduce((a, w) => a + w, 0));
       state.communePower = m;
     }
     const values = new Map();
@@ -120,7 +121,8 @@ export async function render(main, _args, ctx) {
   // Tiles.
   const tileData = {};
   function renderTiles() {
-    const elec = [...state.power.values()].reduce((a, d) => a + (d.fluid === 'electricity' ? d.w || 0 : 0), 0);
+    let elec = 0;
+    for (const c of state.communes.values()) elec += (c.power_w && c.power_w.electricity) || 0;
     const byFluid = tileData.hour || {};
     const tile = (title, ...body) => h('article', { class: 'tuile' }, h('h2', { text: title }), ...body);
     const dl = (rows) => h('dl', {}, rows.map(([k, v, attrs]) => [h('dt', {}, k), h('dd', attrs || {}, v)]));
@@ -177,24 +179,16 @@ export async function render(main, _args, ctx) {
     status.textContent = `${fmt.num(s.list.filter((x) => x.kind === 'building').length)} bâtiments, ${fmt.num(s.list.filter((x) => x.kind === 'lighting_cabinet').length)} armoires d'éclairage.`;
   }).catch(fail('Sites'));
 
-  // Live power: the last value of every device, then the websocket.
-  const now = Date.now();
-  api('/api/v1/series', { params: { metric: 'power_w', from: new Date(now - 3600e3).toISOString(), every: '1h', agg: 'last' } })
-    .then((r) => {
-      for (const se of r.series || []) {
-        const p = se.points[se.points.length - 1];
-        if (p && !state.power.has(se.device)) state.power.set(se.device, { w: p.v, commune: se.commune, fluid: se.fluid, t: p.t });
-      }
-      schedule();
-    }).catch(fail('Puissance'));
-  ctx.onLeave(live.onReadings((rs) => {
-    for (const r of rs) {
-      if (r.Metric !== 'power_w') continue;
-      const d = state.power.get(r.Device);
-      if (!d || d.t <= r.Time) state.power.set(r.Device, { w: r.Value, commune: r.Commune, fluid: r.Fluid, t: r.Time });
-    }
+  // Live power: each commune's sum over its devices, from the aggregated feed (a snapshot, then the
+  // communes that changed): the page never handles readings one by one.
+  const feed = board.open(['departement'], (msg) => {
+    if (!ctx.alive()) return;
+    if (msg.type === 'snapshot') state.communes.clear();
+    for (const c of msg.communes) state.communes.set(c.commune, c);
     schedule();
-  }));
+  }, (text) => fail('Flux en direct')({ message: text }));
+  ctx.onLeave(() => feed.close());
+  const now = Date.now();
 
   // Energy of the last 30 days per commune.
   const from30 = new Date(now - 30 * 86400e3).toISOString();
