@@ -13,6 +13,7 @@ import (
 	"time"
 
 	hv "github.com/useda02/hyperviseur"
+	"github.com/useda02/hyperviseur/lighting"
 	"github.com/useda02/hyperviseur/rules"
 )
 
@@ -149,6 +150,8 @@ func (s *Server) ackAlert(w http.ResponseWriter, r *http.Request, p Principal) {
 		return
 	}
 	s.log.Info("alert acknowledged", "alert", a.Fingerprint, "rule", a.Rule, "by", p.Name)
+	s.record(r, lighting.AuditEntry{Actor: p.Name, Action: "alert.ack", Target: a.Fingerprint, Ref: a.Rule,
+		Detail: body.Comment, Outcome: "ok"})
 	writeJSON(w, http.StatusOK, a)
 }
 
@@ -194,6 +197,8 @@ func (s *Server) addSilence(w http.ResponseWriter, r *http.Request, p Principal)
 		return
 	}
 	s.log.Info("silence added", "silence", sl.ID, "matchers", sl.Matchers, "from", sl.From, "to", sl.To, "by", p.Name)
+	s.record(r, lighting.AuditEntry{Actor: p.Name, Action: "silence.add", Target: sl.ID,
+		Detail: fmt.Sprintf("%v du %s au %s : %s", sl.Matchers, sl.From.Format(time.RFC3339), sl.To.Format(time.RFC3339), sl.Comment), Outcome: "ok"})
 	writeJSON(w, http.StatusCreated, sl)
 }
 
@@ -216,6 +221,7 @@ func (s *Server) expireSilence(w http.ResponseWriter, r *http.Request, p Princip
 		return
 	}
 	s.log.Info("silence expired", "silence", id, "by", p.Name)
+	s.record(r, lighting.AuditEntry{Actor: p.Name, Action: "silence.expire", Target: id, Outcome: "ok"})
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -236,9 +242,11 @@ func (s *Server) reloadRules(w http.ResponseWriter, r *http.Request, p Principal
 	s.log.Info("rules reload asked", "by", p.Name)
 	if err := s.deps.Rules.Reload(r.Context(), s.now()); err != nil {
 		// The previous rules keep running; the error (file, line, reason) is the caller's to fix.
+		s.record(r, lighting.AuditEntry{Actor: p.Name, Action: "rules.reload", Target: "rules", Detail: err.Error(), Outcome: "refused"})
 		writeError(w, http.StatusUnprocessableEntity, err.Error())
 		return
 	}
+	s.record(r, lighting.AuditEntry{Actor: p.Name, Action: "rules.reload", Target: "rules", Outcome: "ok"})
 	rs, reload := s.deps.Rules.Status()
 	writeJSON(w, http.StatusOK, map[string]any{"rules": rs, "last_reload": reload})
 }

@@ -7,10 +7,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	hv "github.com/useda02/hyperviseur"
+	"github.com/useda02/hyperviseur/lighting"
+	"github.com/useda02/hyperviseur/live"
+	"github.com/useda02/hyperviseur/registry"
 	"github.com/useda02/hyperviseur/rules"
 )
 
@@ -131,5 +135,46 @@ func TestAlertsAPI(t *testing.T) {
 	}
 	if _, body, _ = f.do(t, "GET", "/api/v1/alerts/"+sq, "admin"); body["silenced_by"] != nil {
 		t.Fatalf("alert still silenced after the silence ended: %v", body)
+	}
+}
+
+// TestAlertActionsAudited: acknowledging an alert, adding and ending a silence go to the audit log, with who,
+// what and the comment.
+func TestAlertActionsAudited(t *testing.T) {
+	audit, err := lighting.OpenDB(filepath.Join(t.TempDir(), "audit.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { audit.Close() })
+	f := newFixtureWith(t, "testdata/registry.yaml", func(_ *registry.Registry, _ *live.State, d *Deps) { d.Audit = audit })
+	laon, _ := withAlerts(t, f)
+	if code, body := f.send(t, "POST", "/api/v1/alerts/"+laon+"/ack", "technicien", map[string]string{"comment": "équipe envoyée"}); code != 200 {
+		t.Fatalf("ack: %d %v", code, body)
+	}
+	code, body := f.send(t, "POST", "/api/v1/silences", "admin", map[string]any{
+		"matchers": map[string]string{"site": "ecole-sq"}, "to": now.Add(2 * time.Hour), "comment": "travaux"})
+	if code != 201 {
+		t.Fatalf("silence: %d %v", code, body)
+	}
+	id := body["id"].(string)
+	if code, body := f.send(t, "DELETE", "/api/v1/silences/"+id, "admin", nil); code != http.StatusNoContent {
+		t.Fatalf("expire: %d %v", code, body)
+	}
+	entries, err := audit.AuditLog(t.Context(), lighting.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]lighting.AuditEntry{}
+	for _, e := range entries {
+		got[e.Action] = e
+	}
+	if e := got["alert.ack"]; e.Actor != "technicien" || e.Target != laon || e.Detail != "équipe envoyée" {
+		t.Errorf("alert.ack entry %+v", e)
+	}
+	if e := got["silence.add"]; e.Actor != "admin" || e.Target != id || !strings.Contains(e.Detail, "travaux") {
+		t.Errorf("silence.add entry %+v", e)
+	}
+	if e := got["silence.expire"]; e.Actor != "admin" || e.Target != id {
+		t.Errorf("silence.expire entry %+v", e)
 	}
 }
