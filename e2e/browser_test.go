@@ -38,7 +38,7 @@ func chromiumPath() string {
 }
 
 // browserPrereqs skips (or fails under CI=true) when Chromium, Node or the test's node_modules are missing.
-func browserPrereqs(t *testing.T) string {
+func browserPrereqs(t testing.TB) string {
 	t.Helper()
 	if _, err := os.Stat(chromiumPath()); err != nil {
 		testenv.Missing(t, "chromium ("+chromiumPath()+"; apt-get install chromium)")
@@ -159,26 +159,69 @@ func checkWebsocketOrigin(t *testing.T, svc *service, user, password string) {
 	if resp.StatusCode != 200 || cookie == nil {
 		t.Fatalf("login as %s: HTTP %d, cookie %v", user, resp.StatusCode, cookie)
 	}
-	url := strings.Replace(svc.HTTP, "http", "ws", 1) + "/api/v1/ws"
-	for _, tt := range []struct {
-		name, origin string
-		want         int
-	}{
-		{"same origin", svc.HTTP, http.StatusSwitchingProtocols},
-		{"other origin", "http://evil.example", http.StatusForbidden},
-	} {
-		h := http.Header{"Origin": {tt.origin}, "Cookie": {cookie.Name + "=" + cookie.Value}}
-		d := websocket.Dialer{Subprotocols: []string{"hyperviseur.v1"}, HandshakeTimeout: 5 * time.Second}
-		conn, resp, err := d.Dial(url, h)
-		got := 0
-		if resp != nil {
-			got = resp.StatusCode
-		}
-		if conn != nil {
-			conn.Close()
-		}
-		if got != tt.want {
-			t.Errorf("websocket from %s: HTTP %d (%v), want %d", tt.name, got, err, tt.want)
+	for _, path := range []string{"/api/v1/ws", "/ws"} { // the events feed and the map's board
+		url := strings.Replace(svc.HTTP, "http", "ws", 1) + path
+		for _, tt := range []struct {
+			name, origin string
+			want         int
+		}{
+			{"same origin", svc.HTTP, http.StatusSwitchingProtocols},
+			{"other origin", "http://evil.example", http.StatusForbidden},
+		} {
+			h := http.Header{"Origin": {tt.origin}, "Cookie": {cookie.Name + "=" + cookie.Value}}
+			d := websocket.Dialer{Subprotocols: []string{"hyperviseur.v1"}, HandshakeTimeout: 5 * time.Second}
+			conn, resp, err := d.Dial(url, h)
+			got := 0
+			if resp != nil {
+				got = resp.StatusCode
+			}
+			if conn != nil {
+				conn.Close()
+			}
+			if got != tt.want {
+				t.Errorf("websocket %s from %s: HTTP %d (%v), want %d", path, tt.name, got, err, tt.want)
+			}
 		}
 	}
+}
+
+// BenchmarkMapFirstPaint: the map of the whole simulated Aisne (3 474 sites, 6 075 devices; no history, the
+// map needs none) in headless Chromium, logged in as the admin: e2e/browser/paint.mjs loads #/carte b.N
+// times and prints, for each load, the first paint of the 797 communes (performance mark "carte-peinte"),
+// when every site is placed as a marker or in a cluster, and when the choropleth has the live power of the
+// /ws board. Run: go test -run '^$' -bench MapFirstPaint -benchtime 5x ./e2e/
+func BenchmarkMapFirstPaint(b *testing.B) {
+	node := browserPrereqs(b)
+	svc := startService(b, serviceOptions{Demo: []string{"--history-months", "0"}})
+	pass, err := os.ReadFile(filepath.Join(svc.dir, "data", "admin.password"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmd := exec.Command(node, "paint.mjs")
+	cmd.Dir = browserDir
+	cmd.Env = append(os.Environ(), "HV_BASE_URL="+svc.HTTP, "HV_ADMIN_USER=admin",
+		"HV_ADMIN_PASSWORD="+strings.TrimSpace(string(pass)), "HV_CHROMIUM="+chromiumPath(), "HV_LOADS="+strconv.Itoa(b.N))
+	cmd.Stderr = os.Stderr
+	b.ResetTimer()
+	out, err := cmd.Output()
+	b.StopTimer()
+	if err != nil {
+		b.Fatalf("paint.mjs: %v\n%s", err, out)
+	}
+	var paints []float64
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		b.Log(line)
+		var run, paint, sites, markers, colour float64
+		if n, _ := fmt.Sscanf(line, "load %g: first paint %g ms, %g sites placed at %g ms, choropleth at %g ms", &run, &paint, &sites, &markers, &colour); n == 5 {
+			paints = append(paints, paint)
+		}
+	}
+	if len(paints) != b.N {
+		b.Fatalf("%d loads measured, want %d", len(paints), b.N)
+	}
+	var sum float64
+	for _, p := range paints {
+		sum += p
+	}
+	b.ReportMetric(sum/float64(len(paints)), "ms-first-paint")
 }
