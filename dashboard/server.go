@@ -39,6 +39,8 @@ type Deps struct {
 	// the server's own host, that may open it.
 	Hub            *live.Hub
 	AllowedOrigins []string
+	// MapTiles is the raster background of the web UI's map; zero: none.
+	MapTiles MapTiles
 	// Alerts and Rules are the rules engine (*rules.Manager, *rules.Engine); nil: its routes answer 404.
 	Alerts Alerts
 	Rules  Rules
@@ -116,6 +118,7 @@ func New(deps Deps, logger *slog.Logger) *Server {
 		{"GET", webIndexPath, nil, s.webIndex}, // the web UI (web.go): public files, data from the API
 		{"GET", webStaticPath, nil, s.webStatic},
 		{"GET", "/api/v1/me", allRoles, s.me},
+		{"GET", "/api/v1/ui", allRoles, s.uiSettings},
 		{"POST", "/api/v1/session", nil, s.login},
 		{"DELETE", "/api/v1/session", allRoles, s.logout},
 		{"GET", "/api/v1/users", adminRoles, s.listUsers},

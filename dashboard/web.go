@@ -6,9 +6,11 @@ import (
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
+	"fmt"
 	"io/fs"
 	"mime"
 	"net/http"
+	"net/url"
 	"path"
 	"strconv"
 	"strings"
@@ -30,6 +32,50 @@ var webFiles embed.FS
 const webCSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
 	"connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; " +
 	"frame-ancestors 'none'"
+
+// MapTiles is a raster tile background for the map: URL is a template with {z}, {x} and {y} (Web Mercator,
+// 256 px tiles), Attribution the provider's credit shown on the map.
+type MapTiles struct {
+	URL         string `json:"url"`
+	Attribution string `json:"attribution"`
+}
+
+// CheckTileURL checks a tile URL template: http or https, a host, and the three placeholders.
+func CheckTileURL(t string) error {
+	u, err := url.Parse(strings.NewReplacer("{z}", "0", "{x}", "0", "{y}", "0").Replace(t))
+	switch {
+	case err != nil:
+		return fmt.Errorf("tile URL %q: %w", t, err)
+	case u.Scheme != "https" && u.Scheme != "http", u.Host == "":
+		return fmt.Errorf("tile URL %q: want http(s)://host/…", t)
+	case !strings.Contains(t, "{z}") || !strings.Contains(t, "{x}") || !strings.Contains(t, "{y}"):
+		return fmt.Errorf("tile URL %q: want the placeholders {z}, {x} and {y}", t)
+	}
+	return nil
+}
+
+// webCSP is webCSP with the tile server's origin allowed for images when a tile background is configured:
+// the only thing the page ever loads from another site.
+func (s *Server) webCSP() string {
+	t := s.deps.MapTiles.URL
+	if t == "" {
+		return webCSP
+	}
+	u, err := url.Parse(strings.NewReplacer("{z}", "0", "{x}", "0", "{y}", "0").Replace(t))
+	if err != nil || u.Host == "" {
+		return webCSP
+	}
+	return strings.Replace(webCSP, "img-src 'self' data:", "img-src 'self' data: "+u.Scheme+"://"+u.Host, 1)
+}
+
+// uiSettings answers /api/v1/ui: what the web UI needs of the configuration (the map's tile background).
+func (s *Server) uiSettings(w http.ResponseWriter, _ *http.Request, _ Principal) {
+	out := map[string]any{}
+	if s.deps.MapTiles.URL != "" {
+		out["map_tiles"] = s.deps.MapTiles
+	}
+	writeJSON(w, http.StatusOK, out)
+}
 
 // webPaths are the routes of the UI: the page itself and its static files. They are not part of the API and
 // so not in openapi.json.
@@ -123,7 +169,7 @@ func (s *Server) webServe(w http.ResponseWriter, r *http.Request, name string) {
 		return
 	}
 	h := w.Header()
-	h.Set("Content-Security-Policy", webCSP)
+	h.Set("Content-Security-Policy", s.webCSP())
 	h.Set("Cache-Control", "no-cache")
 	h.Set("ETag", f.etag)
 	h.Set("Vary", "Accept-Encoding")

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/useda02/hyperviseur/live"
 	"github.com/useda02/hyperviseur/registry"
 )
 
@@ -165,5 +166,36 @@ func TestWebFiles(t *testing.T) {
 	}
 	if len(drawn) != len(want) || len(want) != 797 {
 		t.Errorf("the map draws %d communes, the territory has %d, want 797", len(drawn), len(want))
+	}
+}
+
+// TestMapTiles: with a tile background configured, /api/v1/ui gives the web UI its template and credit, and
+// the pages' Content-Security-Policy lets images come from the tile server, and from nowhere else.
+func TestMapTiles(t *testing.T) {
+	f := newFixture(t)
+	if code, body, _ := f.do(t, "GET", "/api/v1/ui", "lecteur"); code != 200 || body["map_tiles"] != nil {
+		t.Errorf("no tiles: %d %v", code, body)
+	}
+	f = newFixtureWith(t, "testdata/registry.yaml", func(_ *registry.Registry, _ *live.State, d *Deps) {
+		d.MapTiles = MapTiles{URL: "https://tuiles.example.fr/osm/{z}/{x}/{y}.png", Attribution: "© contributeurs OpenStreetMap"}
+	})
+	code, body, _ := f.do(t, "GET", "/api/v1/ui", "pilote")
+	tiles, _ := body["map_tiles"].(map[string]any)
+	if code != 200 || tiles["url"] != "https://tuiles.example.fr/osm/{z}/{x}/{y}.png" || tiles["attribution"] != "© contributeurs OpenStreetMap" {
+		t.Errorf("tiles: %d %v", code, body)
+	}
+	rec := httptest.NewRecorder()
+	f.h.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+	csp := rec.Header().Get("Content-Security-Policy")
+	if !strings.Contains(csp, "img-src 'self' data: https://tuiles.example.fr;") || !strings.Contains(csp, "connect-src 'self';") {
+		t.Errorf("CSP with tiles: %q", csp)
+	}
+	if code, _, _ := f.do(t, "GET", "/api/v1/ui", ""); code != 401 {
+		t.Errorf("anonymous /api/v1/ui: %d, want 401", code)
+	}
+	for _, bad := range []string{"ftp://x/{z}/{x}/{y}", "https:///{z}/{x}/{y}", "https://x/{z}/{y}"} {
+		if CheckTileURL(bad) == nil {
+			t.Errorf("CheckTileURL(%q) accepted", bad)
+		}
 	}
 }

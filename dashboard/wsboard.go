@@ -100,7 +100,7 @@ func (c *boardClient) drop() { c.close.Do(func() { close(c.gone) }) }
 // values the service holds (seed), then fed by the hub.
 func (f *boardFeed) run(hub *live.Hub, seed func() []hv.Reading) {
 	f.start.Do(func() {
-		f.board.Observe(seed())
+		f.board.Seed(seed())
 		go f.board.Follow(f.ctx, hub, boardBuffer)
 		go f.fanOut(f.ctx, boardTick)
 	})

@@ -5,13 +5,18 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"image"
+	"image/png"
 	"io"
+	"math"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -63,6 +68,9 @@ func TestDashboardBrowserIntegration(t *testing.T) {
 	testenv.Slow(t, "starts the demo and a browser")
 	node := browserPrereqs(t)
 	from := time.Now().Add(-12 * time.Hour).UTC().Format(time.RFC3339)
+	tiles := newTileServer(t)
+	t.Setenv("HV_HTTP_MAP_TILES", tiles.URL+"/{z}/{x}/{y}.png")
+	t.Setenv("HV_HTTP_MAP_ATTRIBUTION", tileAttribution)
 	svc := startService(t, serviceOptions{Extra: "rules:\n  interval: 2s\n", Demo: []string{
 		"--epci", "200043495", "--epci", pilotEPCI, "--speed", "3600", "--history-months", "2",
 		"--fault", "index_reset:" + browserMeter + ":from=" + from}})
@@ -85,6 +93,7 @@ func TestDashboardBrowserIntegration(t *testing.T) {
 		"HV_PILOT_USER=pilote-est-somme", "HV_PILOT_PASSWORD="+pilotPass, "HV_PILOT_EPCI="+pilotEPCI,
 		"HV_SITE="+browserSite, "HV_SITE_DEVICE="+browserMeter,
 		"HV_ALERT_RULE=index-anomalie", "HV_ALERT_DEVICE="+browserMeter,
+		"HV_TILE_BASE="+tiles.URL, "HV_TILE_ATTRIBUTION="+tileAttribution,
 		"HV_CHROMIUM="+chromiumPath(), "HV_ARTIFACTS="+artifacts)
 	pub := newPublisher(t, svc.Broker, "hv-browser-test")
 	stdin, _ := cmd.StdinPipe()
@@ -120,6 +129,52 @@ func TestDashboardBrowserIntegration(t *testing.T) {
 	if err != nil {
 		t.Fatalf("browser test failed (%v); screenshots in %s", err, artifacts)
 	}
+	if n, bad := tiles.served.Load(), tiles.outside.Load(); n == 0 || bad != 0 {
+		t.Errorf("tile server: %d tiles of the Aisne served, %d requests elsewhere", n, bad)
+	}
+}
+
+const tileAttribution = "Fond de carte d'essai"
+
+// tileServer is a raster tile server on loopback for the map's background: one grey PNG for every tile of the
+// Aisne, counting what the browser asks for.
+type tileServer struct {
+	*httptest.Server
+	served, outside atomic.Int64
+}
+
+func newTileServer(t *testing.T) *tileServer {
+	img := image.NewGray(image.Rect(0, 0, 256, 256))
+	for i := range img.Pix {
+		img.Pix[i] = 0xd8
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		t.Fatal(err)
+	}
+	ts := &tileServer{}
+	ts.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var z, x, y int
+		if n, _ := fmt.Sscanf(r.URL.Path, "/%d/%d/%d.png", &z, &x, &y); n != 3 || !aisneTile(z, x, y) {
+			ts.outside.Add(1)
+			http.NotFound(w, r)
+			return
+		}
+		ts.served.Add(1)
+		w.Header().Set("Content-Type", "image/png")
+		_, _ = w.Write(buf.Bytes())
+	}))
+	t.Cleanup(ts.Close)
+	return ts
+}
+
+// aisneTile reports whether tile z/x/y overlaps the Aisne's bounding box (2.9–4.3° E, 48.8–50.1° N), with a
+// tile's margin: the map asks only for tiles under its view.
+func aisneTile(z, x, y int) bool {
+	n := math.Exp2(float64(z))
+	lon := func(x int) float64 { return float64(x)/n*360 - 180 }
+	lat := func(y int) float64 { return math.Atan(math.Sinh(math.Pi*(1-2*float64(y)/n))) * 180 / math.Pi }
+	return z >= 5 && z <= 18 && lon(x+1) > 2.9-8 && lon(x) < 4.3+8 && lat(y+1) < 50.1+5 && lat(y) > 48.8-5
 }
 
 // createUser adds a user through the admin API with the test's admin token.

@@ -45,10 +45,12 @@ type DeviceState struct {
 	Values  map[hv.Metric]float64 `json:"values"`
 	Time    int64                 `json:"t"` // newest reading, Unix ms
 	times   map[hv.Metric]int64   // each value's reading time
+	seen    int64                 // when the board last received a reading of it, Unix ms
 }
 
 // CommuneState is a commune's aggregate: the power its devices draw now by fluid (devices heard within the
-// board's staleness window), the devices counted, and its open alerts by severity.
+// board's staleness window, by the time the board received their readings), the devices counted, and its
+// open alerts by severity.
 type CommuneState struct {
 	Commune string               `json:"commune"`
 	EPCI    string               `json:"epci,omitempty"`
@@ -87,9 +89,18 @@ func NewBoard(staleAfter time.Duration, now func() time.Time) *Board {
 }
 
 // Observe takes stored readings. Interval consumption (delta) series are left out: the board shows states.
-func (b *Board) Observe(rs []hv.Reading) {
+// A device is live while its readings keep arriving, whatever their stamps: a meter emptying its backlog after
+// an outage, or the demo replaying the past day, reports old stamps but is there.
+func (b *Board) Observe(rs []hv.Reading) { b.observe(rs, false) }
+
+// Seed takes the newest readings a restarted service still holds: each device counts as heard when its
+// reading was stamped.
+func (b *Board) Seed(rs []hv.Reading) { b.observe(rs, true) }
+
+func (b *Board) observe(rs []hv.Reading, seed bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	now := b.now().UnixMilli()
 	for i := range rs {
 		r := &rs[i]
 		if _, delta := r.Metric.DeltaOf(); delta || r.Device == "" {
@@ -115,6 +126,11 @@ func (b *Board) Observe(rs []hv.Reading) {
 			d.Values[r.Metric], d.times[r.Metric] = r.Value, r.Time
 		}
 		d.Time = max(d.Time, r.Time)
+		seen := now
+		if seed {
+			seen = r.Time
+		}
+		d.seen = max(d.seen, seen)
 		b.dirtyDev[d.Device] = struct{}{}
 		if d.Commune != "" {
 			b.dirtyCom[d.Commune] = struct{}{}
@@ -206,7 +222,7 @@ func (b *Board) commune(c string, now time.Time, alerts map[hv.Severity]int) *Co
 	for _, d := range b.byCommune[c] {
 		st.EPCI = d.EPCI
 		st.Time = max(st.Time, d.Time)
-		if d.Time < horizon {
+		if d.seen < horizon {
 			st.Stale++
 			continue
 		}

@@ -88,6 +88,22 @@ func TestBoard(t *testing.T) {
 	}
 }
 
+// TestBoardBacklog: a device is live while its readings arrive, whatever their stamps (a backlog emptied
+// after an outage counts), but a seeded value as old as its stamp.
+func TestBoardBacklog(t *testing.T) {
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	b := NewBoard(time.Hour, func() time.Time { return now })
+	b.Observe([]hv.Reading{boardReading("late", "02408", hv.Electricity, hv.PowerW, now.Add(-3*time.Hour), 700)})
+	b.Seed([]hv.Reading{
+		boardReading("old", "02408", hv.Electricity, hv.PowerW, now.Add(-3*time.Hour), 100),
+		boardReading("recent", "02408", hv.Electricity, hv.PowerW, now.Add(-time.Minute), 20),
+	})
+	c := b.Flush().Communes[0]
+	if c.PowerW[hv.Electricity] != 720 || c.Devices != 2 || c.Stale != 1 {
+		t.Errorf("Laon %+v, want 700 W (backlog received now) + 20 W (seeded, recent), the 3-hour-old seed stale", c)
+	}
+}
+
 // TestBoardFollowResubscribes: a board dropped by the hub for falling behind subscribes again and marks
 // everything changed, so clients receive the whole state once more.
 func TestBoardFollowResubscribes(t *testing.T) {

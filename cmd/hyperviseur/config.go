@@ -14,6 +14,7 @@ import (
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/viper"
 
+	"github.com/useda02/hyperviseur/dashboard"
 	"github.com/useda02/hyperviseur/ingest/decode"
 	"github.com/useda02/hyperviseur/internal/users"
 	"github.com/useda02/hyperviseur/reporting"
@@ -46,6 +47,11 @@ type HTTPConfig struct {
 	TLSKey  string `mapstructure:"tls_key"`
 	// SecureCookies marks the session cookie Secure on plain HTTP too: TLS ends at a reverse proxy.
 	SecureCookies bool `mapstructure:"secure_cookies"`
+	// MapTiles is a raster tile URL template (https://…/{z}/{x}/{y}.png, Web Mercator, 256 px) drawn under the
+	// dashboard's map, with MapAttribution shown on it (the tile provider's licence requires it). Empty: the
+	// map is the commune outlines alone and the page loads nothing from another site.
+	MapTiles       string `mapstructure:"map_tiles"`
+	MapAttribution string `mapstructure:"map_attribution"`
 }
 
 type MQTTConfig struct {
@@ -197,6 +203,8 @@ func defaults(v *viper.Viper) {
 	v.SetDefault("http.tls_cert", "")
 	v.SetDefault("http.tls_key", "")
 	v.SetDefault("http.secure_cookies", false)
+	v.SetDefault("http.map_tiles", "")
+	v.SetDefault("http.map_attribution", "")
 	v.SetDefault("mqtt.broker", "")
 	v.SetDefault("mqtt.client_id", "hyperviseur")
 	v.SetDefault("mqtt.username", "")
@@ -325,6 +333,14 @@ func (c *Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
 		return bad("http.listen", "want host:port, got %q", c.HTTP.Listen)
+	}
+	if t := c.HTTP.MapTiles; t != "" {
+		if err := dashboard.CheckTileURL(t); err != nil {
+			return bad("http.map_tiles", "%v", err)
+		}
+		if c.HTTP.MapAttribution == "" {
+			return bad("http.map_attribution", "a tile provider's licence asks for its attribution: give it with http.map_tiles")
+		}
 	}
 	if (c.HTTP.TLSCert == "") != (c.HTTP.TLSKey == "") {
 		key := "http.tls_key"

@@ -29,6 +29,8 @@ func TestConfigBad(t *testing.T) {
 		{"retention.bad.yml", `storage.retention: must be at least 24h`},
 		{"dup_source.bad.yml", `mqtt.topics[1].name: "a" is used twice`},
 		{"origins.bad.yml", `http.allowed_origins: want scheme://host[:port]`},
+		{"map_tiles.bad.yml", `http.map_tiles: tile URL "https://tiles.example.org/{z}/{x}.png": want the placeholders {z}, {x} and {y}`},
+		{"map_attribution.bad.yml", `http.map_attribution: a tile provider's licence asks for its attribution`},
 		{"webhook.bad.yml", `notify.webhooks[0].url: want http(s)://host/path`},
 		{"rules_interval.bad.yml", `rules.interval: must be at least 1s`},
 		{"lighting_attempts.bad.yml", `lighting.max_attempts: must be 1 to 20`},

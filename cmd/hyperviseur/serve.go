@@ -193,7 +193,8 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger, demo *demoOptions) 
 		Accounts: accounts.accounts, Audit: accounts.audit,
 		Metrics: promhttp.HandlerFor(promReg, promhttp.HandlerOpts{Registry: promReg}),
 		Formats: decode.Formats(), Hub: hub, AllowedOrigins: cfg.HTTP.AllowedOrigins,
-		Alerts: alerting.manager, Rules: alerting.engine, Lighting: lights.service(), Consumption: analytics,
+		MapTiles: dashboard.MapTiles{URL: cfg.HTTP.MapTiles, Attribution: cfg.HTTP.MapAttribution},
+		Alerts:   alerting.manager, Rules: alerting.engine, Lighting: lights.service(), Consumption: analytics,
 		BACS: bacs,
 		Ready: func(ctx context.Context) error {
 			if !consumer.Connected() {

@@ -4,7 +4,7 @@
 // ("HV:PUBLISH <device> <value>") and answers on stdin ("HV:PUBLISHED").
 //
 // Environment: HV_BASE_URL, HV_ADMIN_USER, HV_ADMIN_PASSWORD, HV_PILOT_USER, HV_PILOT_PASSWORD,
-// HV_PILOT_EPCI, HV_SITE (a site of the admin's fleet outside the pilot's EPCI), HV_SITE_DEVICE (its
+// HV_PILOT_EPCI, HV_TILE_BASE and HV_TILE_ATTRIBUTION (the map's tile server), HV_SITE (a site of the admin's fleet outside the pilot's EPCI), HV_SITE_DEVICE (its
 // electricity meter), HV_ALERT_RULE, HV_ALERT_DEVICE, HV_CHROMIUM, HV_ARTIFACTS.
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
@@ -17,6 +17,7 @@ const env = (k, d) => {
   return v;
 };
 const base = env('HV_BASE_URL');
+const tileBase = env('HV_TILE_BASE');
 const artifacts = env('HV_ARTIFACTS', new URL('./artifacts/', import.meta.url).pathname);
 mkdirSync(artifacts, { recursive: true });
 
@@ -107,6 +108,13 @@ await step('map renders the 797 communes', async () => {
   // The choropleth gets values (live power) for some communes.
   await page.waitForFunction(() => document.querySelectorAll('.carte path.commune[class*=" c"]').length > 0, null, { timeout: 15000 });
   await shot('carte');
+});
+
+await step('map draws the configured tile background', async () => {
+  await page.locator('.carte .attribution', { hasText: env('HV_TILE_ATTRIBUTION') }).waitFor();
+  await page.waitForFunction(() => document.querySelectorAll('.carte g.fond image').length > 0);
+  const hrefs = await page.locator('.carte g.fond image').evaluateAll((is) => is.map((i) => i.getAttribute('href')));
+  assert.ok(hrefs.every((u) => u.startsWith(tileBase)), 'tiles from the configured server');
 });
 
 await step('map keyboard zoom and marker focus', async () => {

@@ -85,7 +85,8 @@ export class AisneMap {
       this.communes.set(code, p);
       frag.append(p);
     }
-    this.world.append(frag);
+    this.tiles = s('g', { class: 'fond' }); // the optional raster background, under the communes
+    this.world.append(this.tiles, frag);
     // The EPCI borders are computed after the first paint: they take a few tens of milliseconds.
     this.epciLayer = s('g', { class: 'epcis' });
     this.world.append(this.epciLayer);
@@ -335,8 +336,61 @@ export class AisneMap {
       this.frame = 0;
       const v = this.view;
       this.world.setAttribute('transform', `matrix(${v.k} 0 0 ${v.k} ${v.tx} ${v.ty})`);
+      this.drawTiles();
       this.drawMarkers();
     });
+  }
+
+  /** setTiles draws a raster background under the communes: url is a Web Mercator {z}/{x}/{y} template of
+   * 256 px tiles, attribution the provider's credit, shown on the map. */
+  setTiles(url, attribution) {
+    this.tileURL = url;
+    this.tileImages = new Map(); // "z/x/y" → <image>, kept while in view
+    this.el.classList.add('avec-fond');
+    this.el.append(h('div', { class: 'attribution', text: attribution }));
+    this.redraw();
+  }
+
+  // drawTiles places the tiles covering the view at the zoom whose tiles are about 256 px on screen. Each
+  // tile is an <image> in world coordinates: its corners projected like the outlines (the Mercator stretch
+  // inside one tile is a fraction of a pixel at these zooms).
+  drawTiles() {
+    if (!this.tileURL) return;
+    const v = this.view;
+    const { w, hgt } = this.size();
+    const lonOf = (x) => x / KX + LON0;
+    const latOf = (y) => LAT0 - y / KY;
+    const west = lonOf(-v.tx / v.k), east = lonOf((w - v.tx) / v.k);
+    const north = latOf(-v.ty / v.k), south = latOf((hgt - v.ty) / v.k);
+    const z = Math.max(5, Math.min(18, Math.round(Math.log2((360 * KX * v.k) / 256))));
+    const n = 2 ** z;
+    const tx = (lon) => Math.floor(((lon + 180) / 360) * n);
+    const ty = (lat) => {
+      const r = (lat * Math.PI) / 180;
+      return Math.floor(((1 - Math.log(Math.tan(r) + 1 / Math.cos(r)) / Math.PI) / 2) * n);
+    };
+    const lonAt = (x) => (x / n) * 360 - 180;
+    const latAt = (y) => (Math.atan(Math.sinh(Math.PI * (1 - (2 * y) / n))) * 180) / Math.PI;
+    const [x0, x1, y0, y1] = [tx(west), tx(east), ty(north), ty(south)];
+    if ((x1 - x0 + 1) * (y1 - y0 + 1) > 150) return; // a view this wide is not a tile background's job
+    const keep = new Map();
+    for (let x = x0; x <= x1; x++) {
+      for (let y = y0; y <= y1; y++) {
+        const key = `${z}/${x}/${y}`;
+        let img = this.tileImages.get(key);
+        if (!img) {
+          const [wx0, wy0] = project(lonAt(x), latAt(y));
+          const [wx1, wy1] = project(lonAt(x + 1), latAt(y + 1));
+          img = s('image', {
+            href: this.tileURL.replace('{z}', z).replace('{x}', x).replace('{y}', y),
+            x: wx0, y: wy0, width: wx1 - wx0, height: wy1 - wy0, preserveAspectRatio: 'none', 'data-tuile': key,
+          });
+        }
+        keep.set(key, img);
+      }
+    }
+    this.tileImages = keep;
+    this.tiles.replaceChildren(...keep.values());
   }
 
   drawMarkers() {

@@ -179,6 +179,11 @@ export async function render(main, _args, ctx) {
     status.textContent = `${fmt.num(s.list.filter((x) => x.kind === 'building').length)} bâtiments, ${fmt.num(s.list.filter((x) => x.kind === 'lighting_cabinet').length)} armoires d'éclairage.`;
   }).catch(fail('Sites'));
 
+  // The tile background, when the server has one configured.
+  api('/api/v1/ui').then((ui) => {
+    if (ctx.alive() && ui.map_tiles) map.setTiles(ui.map_tiles.url, ui.map_tiles.attribution);
+  }).catch(fail('Réglages'));
+
   // Live power: each commune's sum over its devices, from the aggregated feed (a snapshot, then the
   // communes that changed): the page never handles readings one by one.
   const feed = board.open(['departement'], (msg) => {
