@@ -103,7 +103,9 @@ func (b *Board) observe(rs []hv.Reading, seed bool) {
 	now := b.now().UnixMilli()
 	for i := range rs {
 		r := &rs[i]
-		if _, delta := r.Metric.DeltaOf(); delta || r.Device == "" {
+		// Devices of no commune (heard but not registered) are on no map and in no scope; leaving them out
+		// also bounds the board by the registry, whatever ids the broker sees.
+		if _, delta := r.Metric.DeltaOf(); delta || r.Device == "" || r.Commune == "" {
 			continue
 		}
 		d, ok := b.devices[r.Device]

@@ -28,6 +28,7 @@ func TestBoard(t *testing.T) {
 		boardReading("e3", "02691", hv.Electricity, hv.PowerW, now, 700),
 		boardReading("e3", "02691", hv.Electricity, hv.EnergyKWh.Delta(), now, 0.1),
 		boardReading("e3", "02691", hv.Electricity, hv.EnergyKWh, now, 12345),
+		{Device: "ghost", Metric: hv.PowerW, Value: 7, Time: now.UnixMilli()}, // unregistered: no commune
 	})
 	ch := b.Flush()
 	if len(ch.Devices) != 4 || len(ch.Communes) != 2 || ch.Seq != 1 {
