@@ -69,8 +69,14 @@ func Publish(ctx context.Context, cfg PublishConfig, r *Runner, log *slog.Logger
 	defer tick.Stop()
 	window := make(chan paho.Token, 1000) // publishes in flight, bounded
 	sent := 0
+	caughtUp := speed == 1
 	for {
-		for _, m := range r.Due(clock()) {
+		now := clock()
+		if !caughtUp && !now.Before(time.Now().Add(-time.Second)) {
+			caughtUp = true
+			log.Info("simulated fleet caught up: real time from here on", "messages", sent)
+		}
+		for _, m := range r.Due(now) {
 			if len(window) == cap(window) {
 				if t := <-window; !t.WaitTimeout(10*time.Second) || t.Error() != nil {
 					log.Warn("fleet publish not acknowledged", "err", t.Error())

@@ -1,12 +1,16 @@
-// The live feed: one websocket per page, shared by every view, reconnecting with backoff. Listeners get
-// batches of readings and alert events as the server pushes them.
+// The live feed of the pages: one websocket on /ws (dashboard/wsboard.go), shared by every view, reconnecting
+// with backoff. It is always subscribed to the open alerts; a page adds the scopes whose devices it shows
+// (watch(['site:<id>'])), so it receives those devices' states — coalesced by the server, at most four times a
+// second — and never the rest of the fleet's readings. The map opens its own subscription (board.js).
 
 const readingListeners = new Set();
 const alertListeners = new Set();
 const statusListeners = new Set();
 const resyncListeners = new Set();
+const watched = new Map(); // scope → how many views watch it
 let ws = null;
 let opened = false; // a connection was open before: a new one may have missed events
+let reconnected = false; // the next snapshot follows a reconnection
 let stopped = true;
 let retry = 0;
 let timer = 0;
@@ -15,21 +19,46 @@ function setStatus(up) {
   for (const f of statusListeners) f(up);
 }
 
+function subscribe() {
+  if (ws && ws.readyState === WebSocket.OPEN) {
+    ws.send(JSON.stringify({ type: 'subscribe', scopes: ['alerts', ...watched.keys()] }));
+  }
+}
+
+// readingsOf turns the devices' states of a snapshot or a delta into readings, one per metric.
+function readingsOf(devices) {
+  const out = [];
+  for (const d of devices || []) {
+    for (const [metric, value] of Object.entries(d.values || {})) {
+      out.push({ Device: d.device, Site: d.site, Commune: d.commune, EPCI: d.epci, Fluid: d.fluid, Metric: metric, Value: value, Time: d.t });
+    }
+  }
+  return out;
+}
+
 function connect() {
   if (stopped) return;
-  const url = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/api/v1/ws';
+  const url = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/ws';
   ws = new WebSocket(url, ['hyperviseur.v1']);
   ws.onopen = () => {
     retry = 0;
-    setStatus(true);
-    if (opened) for (const f of resyncListeners) f();
+    reconnected = opened;
     opened = true;
+    setStatus(true);
+    subscribe();
   };
   ws.onmessage = (m) => {
     let e;
     try { e = JSON.parse(m.data); } catch { return; }
-    if (e.type === 'readings' && e.readings) for (const f of readingListeners) f(e.readings);
-    else if (e.type === 'alert' && e.alert) for (const f of alertListeners) f(e.alert);
+    if (e.type !== 'snapshot' && e.type !== 'delta') return;
+    const rs = readingsOf(e.devices);
+    if (rs.length) for (const f of readingListeners) f(rs);
+    if (e.type === 'delta') {
+      for (const a of e.alerts || []) for (const f of alertListeners) f(a);
+    } else if (reconnected) {
+      reconnected = false;
+      for (const f of resyncListeners) f(); // after a reconnection: what happened meanwhile is in the API
+    }
   };
   ws.onclose = () => {
     ws = null;
@@ -51,6 +80,20 @@ export function stop() {
   opened = false;
   clearTimeout(timer);
   if (ws) ws.close();
+}
+
+/** watch adds scopes ("site:<id>", "commune:<INSEE>") whose devices the feed carries; it returns the function
+ * that removes them. */
+export function watch(scopes) {
+  for (const s of scopes) watched.set(s, (watched.get(s) || 0) + 1);
+  subscribe();
+  return () => {
+    for (const s of scopes) {
+      const n = (watched.get(s) || 0) - 1;
+      if (n > 0) watched.set(s, n); else watched.delete(s);
+    }
+    subscribe();
+  };
 }
 
 /** onReadings registers f(readings[]); it returns the function that unregisters it. */

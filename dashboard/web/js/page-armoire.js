@@ -68,6 +68,7 @@ export async function render(main, [id], ctx) {
     info.program ? [h('dt', { text: 'Programme poussé' }), h('dd', { text: `version ${info.program.version ?? '—'} (${info.program.state || info.program.status || '—'})` })] : null));
   let frame = 0;
   let last = {};
+  ctx.onLeave(live.watch(['site:' + id])); // the live feed carries this site's devices
   ctx.onLeave(live.onReadings((rs) => {
     for (const r of rs) if (r.Device === dev.id && (r.Metric === 'level_pct' || r.Metric === 'power_w')) last[r.Metric] = r;
     if (!frame && Object.keys(last).length) {

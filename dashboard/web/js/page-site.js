@@ -83,6 +83,7 @@ export async function render(main, [id], ctx) {
   const devIds = new Set(devs.map((d) => d.id));
   let pending = new Map();
   let frame = 0;
+  ctx.onLeave(live.watch(['site:' + id])); // the live feed carries this site's devices
   ctx.onLeave(live.onReadings((rs) => {
     for (const r of rs) if (devIds.has(r.Device)) pending.set(r.Device + '|' + r.Metric, r);
     if (pending.size && !frame) {
