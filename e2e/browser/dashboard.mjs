@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { chromium } from 'playwright-core';
+import { sitesPlaced } from './map.mjs';
 
 const env = (k, d) => {
   const v = process.env[k] ?? d;
@@ -96,12 +97,7 @@ await step('map renders the 797 communes', async () => {
   await page.locator('.carte path.epci').first().waitFor({ state: 'attached' });
   // Markers: every site of the scope is in a marker or a cluster.
   await page.locator('.marqueur').first().waitFor();
-  const sites = await page.evaluate(async () => (await (await fetch('/api/v1/sites')).json()).sites.filter((s) => s.kind !== 'weather_station').length);
-  await page.waitForFunction((want) => {
-    let n = 0;
-    for (const m of document.querySelectorAll('.marqueur')) n += m.dataset.site ? 1 : +m.dataset.count;
-    return n === want;
-  }, sites, { timeout: 10000 });
+  const sites = await sitesPlaced(page, 10000);
   const paint = await page.evaluate(() => performance.getEntriesByName('carte-peinte')[0]?.startTime);
   assert.ok(paint > 0);
   console.log('figure map_first_paint_ms', Math.round(paint), 'sites', sites);

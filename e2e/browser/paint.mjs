@@ -1,6 +1,7 @@
 // The map's first paint with the whole fleet, for BenchmarkMapFirstPaint (e2e/browser_test.go): logs in,
 // loads #/carte HV_LOADS times and prints one line a load.
 import { chromium } from 'playwright-core';
+import { sitesPlaced } from './map.mjs';
 
 const env = (k) => {
   const v = process.env[k];
@@ -20,12 +21,7 @@ try {
     if (i === 0) await page.goto(base + '/#/carte'); else await page.reload();
     await page.waitForFunction(() => performance.getEntriesByName('carte-peinte').length > 0, null, { timeout: 60000 });
     const paint = await page.evaluate(() => performance.getEntriesByName('carte-peinte')[0].startTime);
-    const sites = await page.evaluate(async () => (await (await fetch('/api/v1/sites')).json()).sites.filter((s) => s.kind !== 'weather_station').length);
-    await page.waitForFunction((want) => {
-      let n = 0;
-      for (const m of document.querySelectorAll('.marqueur')) n += m.dataset.site ? 1 : +m.dataset.count;
-      return n === want;
-    }, sites, { timeout: 60000 });
+    const sites = await sitesPlaced(page, 60000);
     const placed = await page.evaluate(() => performance.now());
     await page.waitForFunction(() => document.querySelectorAll('.carte path.commune[class*=" c"]').length > 0, null, { timeout: 60000 });
     const coloured = await page.evaluate(() => performance.now());
