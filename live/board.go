@@ -113,9 +113,7 @@ func (b *Board) observe(rs []hv.Reading, seed bool) {
 			d = &DeviceState{Device: strings.Clone(r.Device), Site: strings.Clone(r.Site), Commune: strings.Clone(r.Commune),
 				EPCI: strings.Clone(r.EPCI), Fluid: r.Fluid, Values: map[hv.Metric]float64{}, times: map[hv.Metric]int64{}}
 			b.devices[d.Device] = d
-			if d.Commune != "" {
-				b.byCommune[d.Commune] = append(b.byCommune[d.Commune], d)
-			}
+			b.byCommune[d.Commune] = append(b.byCommune[d.Commune], d)
 		}
 		t, known := d.times[r.Metric]
 		switch {
@@ -134,9 +132,7 @@ func (b *Board) observe(rs []hv.Reading, seed bool) {
 		}
 		d.seen = max(d.seen, seen)
 		b.dirtyDev[d.Device] = struct{}{}
-		if d.Commune != "" {
-			b.dirtyCom[d.Commune] = struct{}{}
-		}
+		b.dirtyCom[d.Commune] = struct{}{}
 	}
 }
 
