@@ -208,6 +208,7 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger, demo *demoOptions) 
 			return nil
 		},
 	}, log.With("component", "http"))
+	defer api.Close() // the /ws board's goroutines
 
 	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {
